@@ -1,0 +1,5 @@
+//go:build race
+
+package jid
+
+const raceEnabled = true

@@ -1,0 +1,118 @@
+package xmlstream
+
+import (
+	"encoding/xml"
+	"os"
+	"testing"
+)
+
+// benchFiles are realistic first-level elements, smallest first
+// (testdata/bench, see testdata/corpus/README.md).
+var benchFiles = []string{"chat", "presence-caps", "roster-push", "disco-info", "mam-result", "roster-1000"}
+
+func benchData(b *testing.B, name string) []byte {
+	data, err := os.ReadFile("testdata/bench/" + name + ".xml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+// BenchmarkParse parses one first-level element per iteration into a tree,
+// as a session's reader does.
+func BenchmarkParse(b *testing.B) {
+	for _, name := range benchFiles {
+		data := benchData(b, name)
+		b.Run(name, func(b *testing.B) {
+			p := NewParser(ModeStream, Limits{MaxElementBytes: 1 << 20})
+			p.Feed([]byte(testHeader))
+			if ev, err := p.Next(); err != nil || ev.Kind != EventStreamOpen {
+				b.Fatal(ev.Kind, err)
+			}
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				p.Feed(data)
+				ev, err := p.Next()
+				if err != nil || ev.Kind != EventElement {
+					b.Fatal(ev.Kind, err)
+				}
+				if ev, _ := p.Next(); ev.Kind != EventNone {
+					b.Fatal(ev.Kind)
+				}
+			}
+		})
+	}
+}
+
+// repeatReader yields a stream header once and then data forever, so that
+// encoding/xml, like our parser, keeps one decoder for the whole stream.
+type repeatReader struct {
+	header, data []byte
+	off          int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	if len(r.header) > 0 {
+		n := copy(p, r.header)
+		r.header = r.header[n:]
+		return n, nil
+	}
+	n := copy(p, r.data[r.off:])
+	r.off = (r.off + n) % len(r.data)
+	return n, nil
+}
+
+// BenchmarkEncodingXML decodes the same elements with encoding/xml into the
+// equivalent tree (see stdElement): the baseline of BenchmarkParse.
+func BenchmarkEncodingXML(b *testing.B) {
+	for _, name := range benchFiles {
+		data := benchData(b, name)
+		b.Run(name, func(b *testing.B) {
+			d := xml.NewDecoder(&repeatReader{header: []byte(testHeader), data: data})
+			d.Strict = true
+			for { // up to the stream header
+				tok, err := d.Token()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, ok := tok.(xml.StartElement); ok {
+					break
+				}
+			}
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				for {
+					tok, err := d.Token()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if start, ok := tok.(xml.StartElement); ok {
+						if _, err := stdElement(d, start); err != nil {
+							b.Fatal(err)
+						}
+						break
+					}
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSerialize writes a parsed element as a first-level element of a
+// client stream into a reused buffer.
+func BenchmarkSerialize(b *testing.B) {
+	for _, name := range benchFiles {
+		data := benchData(b, name)
+		b.Run(name, func(b *testing.B) {
+			els := parseElements(b, Limits{MaxElementBytes: 1 << 20}, wrap(data))
+			var buf []byte
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = els[0].AppendXML(buf[:0], StreamScope("jabber:client"))
+			}
+		})
+	}
+}

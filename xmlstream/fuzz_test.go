@@ -1,0 +1,130 @@
+package xmlstream
+
+import (
+	"fmt"
+	"testing"
+	"unicode/utf8"
+)
+
+var fuzzLimits = Limits{MaxElementBytes: 4096, MaxDepth: 12, MaxAttrs: 12, MaxTextBytes: 1024, MaxAttrBytes: 256}
+
+func feedEvents(mode Mode, lim Limits, chunks ...[]byte) ([]Event, error) {
+	p := NewParser(mode, lim)
+	var out []Event
+	for _, c := range chunks {
+		p.Feed(c)
+		for {
+			ev, err := p.Next()
+			if err != nil {
+				return out, err
+			}
+			if ev.Kind == EventNone {
+				break
+			}
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}
+
+func addSeeds(f *testing.F) {
+	for _, data := range corpus(f) {
+		if len(data) < 4096 {
+			f.Add(wrap(data), uint16(len(data)/2))
+		}
+	}
+	f.Add([]byte(testHeader+"<message><body>a&amp;b<![CDATA[c]]></body></message></stream:stream>"), uint16(100))
+	f.Add([]byte(testHeader+"<a xmlns:p='u' p:x='1'><p:b/></a>"), uint16(3))
+	f.Add([]byte("<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams'/>"), uint16(30))
+}
+
+// FuzzStream feeds arbitrary input in two pieces. It must never panic, give
+// the same result as one piece, keep every accepted element within the
+// limits, round-trip accepted elements, and accept only what encoding/xml
+// finds well-formed.
+func FuzzStream(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte, split uint16) {
+		whole, errWhole := feedEvents(ModeStream, fuzzLimits, data)
+		k := int(split) % (len(data) + 1)
+		parts, errParts := feedEvents(ModeStream, fuzzLimits, data[:k], data[k:])
+		if fmt.Sprint(errWhole) != fmt.Sprint(errParts) {
+			t.Fatalf("split at %d: error %v, whole: %v", k, errParts, errWhole)
+		}
+		if len(whole) != len(parts) {
+			t.Fatalf("split at %d: %d events, whole: %d", k, len(parts), len(whole))
+		}
+		for i := range whole {
+			if render(whole[i]) != render(parts[i]) {
+				t.Fatalf("split at %d: event %d differs:\n%s\n%s", k, i, render(parts[i]), render(whole[i]))
+			}
+		}
+		for _, ev := range whole {
+			if ev.Kind != EventElement {
+				continue
+			}
+			checkWithinLimits(t, ev.Element, fuzzLimits, 1)
+			again, err := feedEvents(ModeFragments, Limits{MaxElementBytes: 1 << 20, MaxAttrBytes: 1 << 20, MaxTextBytes: 1 << 20}, []byte(ev.Element.String()))
+			if err != nil || len(again) != 1 || !Equal(again[0].Element, ev.Element) {
+				t.Fatalf("round trip of %s: %v", ev.Element, err)
+			}
+		}
+		if errWhole == nil {
+			if ok, err := stdAccepts(data); !ok {
+				t.Fatalf("accepted what encoding/xml rejects (%v): %q", err, data)
+			}
+		}
+	})
+}
+
+// FuzzStanza fuzzes the content of a stream behind a fixed header, where
+// most of the parser's work is.
+func FuzzStanza(f *testing.F) {
+	for _, data := range corpus(f) {
+		if len(data) < 4096 {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		stream := wrap(data)
+		evs, err := feedEvents(ModeStream, fuzzLimits, stream)
+		for _, ev := range evs {
+			if ev.Kind == EventElement {
+				checkWithinLimits(t, ev.Element, fuzzLimits, 1)
+				var out []byte
+				out = ev.Element.AppendXML(out, StreamScope("jabber:client"))
+				again, err := feedEvents(ModeStream, Limits{MaxElementBytes: 1 << 20, MaxAttrBytes: 1 << 20, MaxTextBytes: 1 << 20}, wrap(out))
+				if err != nil || len(again) != 3 || !Equal(again[1].Element, ev.Element) {
+					t.Fatalf("round trip of %s: %v", ev.Element, err)
+				}
+			}
+		}
+		if err == nil {
+			if ok, err := stdAccepts(stream); !ok {
+				t.Fatalf("accepted what encoding/xml rejects (%v): %q", err, data)
+			}
+		}
+	})
+}
+
+func checkWithinLimits(t *testing.T, e *Element, lim Limits, depth int) {
+	t.Helper()
+	if depth > lim.MaxDepth {
+		t.Fatalf("depth %d beyond the limit", depth)
+	}
+	if len(e.Attrs) > lim.MaxAttrs {
+		t.Fatalf("%d attributes beyond the limit", len(e.Attrs))
+	}
+	for _, a := range e.Attrs {
+		if len(a.Value) > lim.MaxAttrBytes || !utf8.ValidString(a.Value) {
+			t.Fatalf("attribute value %q", a.Value)
+		}
+	}
+	for _, n := range e.Children {
+		if n.Elem != nil {
+			checkWithinLimits(t, n.Elem, lim, depth+1)
+		} else if len(n.Text) > lim.MaxTextBytes || !utf8.ValidString(n.Text) {
+			t.Fatalf("text %q", n.Text)
+		}
+	}
+}
