@@ -69,7 +69,9 @@ func FuzzStream(f *testing.F) {
 				t.Fatalf("round trip of %s: %v", ev.Element, err)
 			}
 		}
-		if errWhole == nil {
+		// Differential check on complete streams only: a cut-short input
+		// may end inside a span we validate when it is complete.
+		if errWhole == nil && len(whole) > 0 && whole[len(whole)-1].Kind == EventStreamClose {
 			if ok, err := stdAccepts(data); !ok {
 				t.Fatalf("accepted what encoding/xml rejects (%v): %q", err, data)
 			}

@@ -169,6 +169,15 @@ func (p *Parser) Reset() {
 	*p = Parser{lim: p.lim, mode: p.mode, name: p.name[:0]}
 }
 
+// Restart is Reset for a stream restart after SASL (RFC 6120 §6.4.6),
+// where the client may already have sent the new stream header: input fed
+// and not yet consumed is kept.
+func (p *Parser) Restart() {
+	in := p.in
+	p.Reset()
+	p.in = in
+}
+
 // Limits returns the limits in force.
 func (p *Parser) Limits() Limits { return p.lim }
 

@@ -542,3 +542,19 @@ func TestParseAllocations(t *testing.T) {
 		t.Fatalf("%v allocations per stanza, want at most 4", allocs)
 	}
 }
+
+func TestRestartKeepsPipelinedInput(t *testing.T) {
+	p := NewParser(ModeStream, Limits{})
+	p.Feed([]byte(testHeader + "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>" + testHeader + "<iq type='set' id='b'/>"))
+	for _, want := range []EventKind{EventStreamOpen, EventElement} {
+		if ev, err := p.Next(); err != nil || ev.Kind != want {
+			t.Fatalf("got %v %v, want %v", ev.Kind, err, want)
+		}
+	}
+	p.Restart()
+	for _, want := range []EventKind{EventStreamOpen, EventElement, EventNone} {
+		if ev, err := p.Next(); err != nil || ev.Kind != want {
+			t.Fatalf("after Restart: got %v %v, want %v", ev.Kind, err, want)
+		}
+	}
+}

@@ -60,6 +60,10 @@ type Host interface {
 	SessionOf(full jid.JID) Session
 	// RangeSessions calls fn for every local session until it returns false.
 	RangeSessions(fn func(Session) bool)
+	// SendIQ sends an IQ get or set from the server (its 'from' set, its
+	// 'id' assigned by SendIQ) and calls fn with the answer, or with nil
+	// when none comes within timeout (0: a default). fn must not block.
+	SendIQ(ctx context.Context, iq *xmlstream.Element, timeout time.Duration, fn func(*stanza.Stanza))
 	// RegisterService routes all stanzas for domain to h.
 	RegisterService(domain string, h ServiceHandler) error
 	// UnregisterService removes a service registered with RegisterService.
@@ -145,6 +149,12 @@ type FeatureFunc func() *xmlstream.Element
 // Identity is a service discovery identity (XEP-0030 §3.1).
 type Identity struct {
 	Category, Type, Name string
+}
+
+// DiscoItem is an item of the server's disco#items (XEP-0030 §4.1): a
+// service such as muclight.example.com.
+type DiscoItem struct {
+	JID, Name, Node string
 }
 
 // HookList is an ordered list of handlers: higher priority first, then
@@ -245,6 +255,8 @@ type Hooks struct {
 	// served domains (XEP-0030).
 	ServerFeatures   HookList[string]
 	ServerIdentities HookList[Identity]
+	// ServerItems are the disco#items of the served domains.
+	ServerItems HookList[DiscoItem]
 	// AccountFeatures are the disco#info features of accounts' bare JIDs.
 	AccountFeatures HookList[string]
 
@@ -349,6 +361,7 @@ func (h *Hooks) RemoveOwner(owner string) {
 	h.StreamFeatures.RemoveOwner(owner)
 	h.ServerFeatures.RemoveOwner(owner)
 	h.ServerIdentities.RemoveOwner(owner)
+	h.ServerItems.RemoveOwner(owner)
 	h.AccountFeatures.RemoveOwner(owner)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -404,6 +417,9 @@ func (h *Hooks) Owners() map[string]bool {
 		add(x.Owner)
 	}
 	for _, x := range h.ServerIdentities.Hooks() {
+		add(x.Owner)
+	}
+	for _, x := range h.ServerItems.Hooks() {
 		add(x.Owner)
 	}
 	for _, x := range h.AccountFeatures.Hooks() {

@@ -1,0 +1,34 @@
+# Meerkat — see README.md.
+GO ?= go
+
+.PHONY: run test race cover bench fuzz vet fmt build peers-test
+
+run:
+	$(GO) run ./cmd/meerkat
+
+test:
+	$(GO) test ./...
+
+# The race detector on every package, with coverage per package (CI runs this).
+race:
+	$(GO) test -race -cover ./...
+
+cover:
+	$(GO) test -coverprofile=coverage.out ./... && $(GO) tool cover -func=coverage.out | tail -1
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./xmlstream ./jid ./internal/...
+
+# Fuzz each target for FUZZTIME (default 60s); crashers land in testdata/fuzz.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test ./xmlstream -run '^$$' -fuzz '^FuzzStream$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./xmlstream -run '^$$' -fuzz '^FuzzStanza$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./jid -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+build:
+	$(GO) build -o bin/meerkat ./cmd/meerkat

@@ -1,0 +1,312 @@
+// Package server is the composition root: it opens storage, loads or
+// generates the certificate, builds the router, the c2s server and the
+// enabled modules, listens, and stops everything in order.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/meerkat-xmpp/meerkat/internal/c2s"
+	"github.com/meerkat-xmpp/meerkat/internal/config"
+	"github.com/meerkat-xmpp/meerkat/internal/module"
+	"github.com/meerkat-xmpp/meerkat/internal/router"
+	"github.com/meerkat-xmpp/meerkat/internal/sasl"
+	"github.com/meerkat-xmpp/meerkat/internal/storage"
+	"github.com/meerkat-xmpp/meerkat/internal/storage/sqlite"
+	"github.com/meerkat-xmpp/meerkat/jid"
+	"github.com/meerkat-xmpp/meerkat/xmlstream"
+
+	_ "github.com/meerkat-xmpp/meerkat/internal/modules/all" // every feature module
+)
+
+// Server is a running Meerkat.
+type Server struct {
+	cfg    config.Config
+	log    *slog.Logger
+	store  storage.Backend
+	hooks  *module.Hooks
+	router *router.Router
+	c2s    *c2s.Server
+	tls    *tls.Config
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	modules []runningModule
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	addrs     Addrs
+	http      *http.Server
+	wg        sync.WaitGroup
+}
+
+type runningModule struct {
+	name string
+	mod  module.Module
+}
+
+// Addrs are the addresses the server listens on (nil when disabled).
+type Addrs struct {
+	StartTLS, DirectTLS, HTTP net.Addr
+}
+
+// New builds a server from a configuration; Start makes it listen.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	mods, err := cfg.DecodeModules()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, hooks: &module.Hooks{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	ok := false
+	defer func() {
+		if !ok {
+			s.cancel()
+			if s.store != nil {
+				s.store.Close()
+			}
+		}
+	}()
+
+	if s.store, err = OpenStorage(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if s.tls, err = loadTLS(cfg, log); err != nil {
+		return nil, err
+	}
+	if err := c2s.RegisterCoreHandlers(s.hooks); err != nil {
+		return nil, err
+	}
+	s.router = router.New(router.Options{
+		Domains:            cfg.Domains,
+		MaxSessionsPerUser: cfg.C2S.MaxSessionsPerUser,
+	}, s.hooks, s.store, log.With("component", "router"))
+
+	auth := map[string]*sasl.Server{}
+	for _, d := range cfg.Domains {
+		domain := d
+		srv, err := sasl.NewServer(sasl.Config{Mechanisms: cfg.C2S.SASLMechanisms}, func(ctx context.Context, user string) (sasl.Credentials, error) {
+			return lookupCredentials(ctx, s.store, user, domain)
+		})
+		if err != nil {
+			return nil, err
+		}
+		auth[d] = srv
+	}
+	s.c2s, err = c2s.NewServer(c2s.Config{
+		TLS:        s.tls,
+		RequireTLS: cfg.C2S.RequireTLS,
+		Limits: xmlstream.Limits{
+			MaxElementBytes: cfg.C2S.MaxStanzaBytes,
+			MaxDepth:        cfg.C2S.MaxDepth,
+			MaxAttrs:        cfg.C2S.MaxAttributes,
+			MaxTextBytes:    cfg.C2S.MaxStanzaBytes,
+			MaxAttrBytes:    min(cfg.C2S.MaxStanzaBytes, 16<<10),
+		},
+		HandshakeTimeout:   cfg.C2S.HandshakeTimeout.Duration,
+		IdleTimeout:        cfg.C2S.IdleTimeout.Duration,
+		MaxAuthFailures:    cfg.C2S.MaxAuthFailures,
+		MaxOutboundBytes:   cfg.C2S.MaxOutboundBytes,
+		RateBytesPerSecond: cfg.C2S.RateBytesPerSecond,
+	}, s.router, s.hooks, s.store, auth, log.With("component", "c2s"))
+	if err != nil {
+		return nil, err
+	}
+
+	for _, m := range mods {
+		mod, err := m.Factory.New(m.Config)
+		if err != nil {
+			s.stopModules()
+			return nil, fmt.Errorf("module %s: %w", m.Factory.Name, err)
+		}
+		env := &module.Env{Host: s.router, Hooks: s.hooks, Owner: m.Factory.Name, Store: s.store,
+			Logger: log.With("module", m.Factory.Name)}
+		if err := mod.Start(s.ctx, env); err != nil {
+			s.hooks.RemoveOwner(m.Factory.Name)
+			s.stopModules()
+			return nil, fmt.Errorf("module %s: %w", m.Factory.Name, err)
+		}
+		s.modules = append(s.modules, runningModule{name: m.Factory.Name, mod: mod})
+	}
+	ok = true
+	return s, nil
+}
+
+// lookupCredentials reads an account's SCRAM secrets for SASL.
+func lookupCredentials(ctx context.Context, store storage.Accounts, user, domain string) (sasl.Credentials, error) {
+	j, err := jid.New(user, domain, "")
+	if err != nil {
+		return sasl.Credentials{}, sasl.ErrUnknownUser
+	}
+	raw, err := store.AccountCredentials(ctx, j)
+	if errors.Is(err, storage.ErrNotFound) {
+		return sasl.Credentials{}, sasl.ErrUnknownUser
+	}
+	if err != nil {
+		return sasl.Credentials{}, err
+	}
+	var c sasl.Credentials
+	if err := c.UnmarshalText(raw); err != nil {
+		return sasl.Credentials{}, fmt.Errorf("credentials of %s: %w", j, err)
+	}
+	return c, nil
+}
+
+// OpenStorage opens the configured backend.
+func OpenStorage(ctx context.Context, cfg config.Config) (storage.Backend, error) {
+	switch cfg.Storage.Backend {
+	case "sqlite":
+		return sqlite.Open(ctx, sqlite.Options{Path: cfg.SQLitePath(), Synchronous: cfg.Storage.Synchronous})
+	}
+	return nil, fmt.Errorf("storage: unknown backend %q", cfg.Storage.Backend)
+}
+
+// Start listens on the configured addresses and serves.
+func (s *Server) Start() error {
+	raiseFileLimit(s.log)
+	listen := func(addr string) (net.Listener, error) {
+		if addr == "" {
+			return nil, nil
+		}
+		lc := net.ListenConfig{KeepAlive: 30 * time.Second}
+		ln, err := lc.Listen(context.Background(), "tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		s.mu.Lock()
+		s.listeners = append(s.listeners, ln)
+		s.mu.Unlock()
+		return ln, nil
+	}
+	starttls, err := listen(s.cfg.C2S.Addr)
+	if err != nil {
+		return err
+	}
+	direct, err := listen(s.cfg.C2S.TLSAddr)
+	if err != nil {
+		s.closeListeners()
+		return err
+	}
+	httpLn, err := listen(s.cfg.HTTP.Addr)
+	if err != nil {
+		s.closeListeners()
+		return err
+	}
+	serve := func(ln net.Listener, directTLS bool) {
+		defer s.wg.Done()
+		if err := s.c2s.Serve(ln, directTLS); err != nil {
+			s.log.Error("c2s listener failed", "addr", ln.Addr().String(), "error", err)
+		}
+	}
+	if starttls != nil {
+		s.addrs.StartTLS = starttls.Addr()
+		s.wg.Add(1)
+		go serve(starttls, false)
+	}
+	if direct != nil {
+		s.addrs.DirectTLS = direct.Addr()
+		s.wg.Add(1)
+		go serve(direct, true)
+	}
+	if httpLn != nil {
+		s.addrs.HTTP = httpLn.Addr()
+		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("HTTP listener failed", "error", err)
+			}
+		}()
+	}
+	return nil
+}
+
+func (s *Server) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "Meerkat XMPP server")
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	s.listeners = nil
+}
+
+// Addrs returns the addresses listened on (after Start).
+func (s *Server) Addrs() Addrs { return s.addrs }
+
+// Store returns the storage backend.
+func (s *Server) Store() storage.Backend { return s.store }
+
+// Router returns the router (for tests and admin).
+func (s *Server) Router() *router.Router { return s.router }
+
+// Hooks returns the hooks (for tests).
+func (s *Server) Hooks() *module.Hooks { return s.hooks }
+
+// TLSConfig returns the server's TLS configuration.
+func (s *Server) TLSConfig() *tls.Config { return s.tls }
+
+// Shutdown stops the server: it stops accepting, closes every stream with
+// <system-shutdown/>, stops the modules and closes storage.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeListeners()
+	err := s.c2s.Shutdown(ctx)
+	if s.http != nil {
+		err = errors.Join(err, s.http.Shutdown(ctx))
+	}
+	s.wg.Wait()
+	s.cancel()
+	s.stopModules()
+	return errors.Join(err, s.store.Close())
+}
+
+func (s *Server) stopModules() {
+	for i := len(s.modules) - 1; i >= 0; i-- {
+		m := s.modules[i]
+		s.hooks.RemoveOwner(m.name)
+		if err := m.mod.Stop(); err != nil {
+			s.log.Error("stopping module", "module", m.name, "error", err)
+		}
+	}
+	s.modules = nil
+}
+
+// raiseFileLimit raises the soft limit of open files to the hard limit
+// and logs how many connections that allows.
+func raiseFileLimit(log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			log.Warn("could not raise the open files limit", "error", err)
+		}
+		syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	log.Info("open files limit", "limit", lim.Cur, "connections", max(int64(lim.Cur)-64, 0))
+}

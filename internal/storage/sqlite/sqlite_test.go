@@ -1,0 +1,77 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/meerkat-xmpp/meerkat/internal/storage"
+	"github.com/meerkat-xmpp/meerkat/internal/storage/storagetest"
+	"github.com/meerkat-xmpp/meerkat/jid"
+)
+
+func open(t *testing.T) storage.Backend {
+	s, err := Open(context.Background(), Options{Path: filepath.Join(t.TempDir(), "db", "meerkat.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) { storagetest.Run(t, open) }
+
+func TestMigrationsAreIdempotent(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "m.db")
+	s, err := Open(ctx, Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAccount(ctx, jid.MustParse("a@b"), []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Reopening (a second process, a restart) neither fails nor loses data.
+	s, err = Open(ctx, Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.SchemaVersion(ctx); err != nil || v != len(migrations) {
+		t.Fatalf("schema version %d %v", v, err)
+	}
+	if ok, _ := s.AccountExists(ctx, jid.MustParse("a@b")); !ok {
+		t.Fatal("account lost on reopen")
+	}
+}
+
+func TestTwoHandlesOnOneFile(t *testing.T) {
+	// The server and a `meerkat user` command use the file at once.
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "shared.db")
+	a, err := Open(ctx, Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.CreateAccount(ctx, jid.MustParse("x@y"), []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := a.AccountExists(ctx, jid.MustParse("x@y")); err != nil || !ok {
+		t.Fatalf("the other handle does not see the account: %v %v", ok, err)
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	if _, err := Open(context.Background(), Options{}); err == nil {
+		t.Error("empty path accepted")
+	}
+	if _, err := Open(context.Background(), Options{Path: filepath.Join(t.TempDir(), "x.db"), Synchronous: "OFF"}); err == nil {
+		t.Error("synchronous=OFF accepted")
+	}
+}
