@@ -86,10 +86,61 @@ func isChar(r rune) bool {
 		r >= 0x10000 && r <= 0x10FFFF
 }
 
+// qnameClass classifies ASCII bytes for checkQName's fast path.
+var qnameClass = func() (t [256]uint8) {
+	const start, other, colon, high = 1, 2, 3, 4
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = start, start
+	}
+	t['_'] = start
+	for c := '0'; c <= '9'; c++ {
+		t[c] = other
+	}
+	t['.'], t['-'], t[':'] = other, other, colon
+	for c := 0x80; c < 0x100; c++ {
+		t[c] = high
+	}
+	return t
+}()
+
 // checkQName validates a qualified name (Namespaces in XML §4: an NCName,
 // optionally prefixed by an NCName and a colon) and returns the index of the
-// colon, or -1.
+// colon, or -1. ASCII names, nearly all of them, take a table-driven path.
 func checkQName(b []byte) (colon int, ok bool) {
+	if len(b) == 0 || qnameClass[b[0]] != 1 {
+		if len(b) > 0 && qnameClass[b[0]] == 4 {
+			return checkQNameSlow(b)
+		}
+		return -1, false
+	}
+	colon = -1
+	for i := 1; i < len(b); i++ {
+		switch qnameClass[b[i]] {
+		case 1, 2:
+		case 3:
+			if colon >= 0 || i+1 == len(b) {
+				return -1, false
+			}
+			switch qnameClass[b[i+1]] {
+			case 1:
+			case 4:
+				return checkQNameSlow(b)
+			default:
+				return -1, false
+			}
+			colon = i
+			i++
+		case 4:
+			return checkQNameSlow(b)
+		default:
+			return -1, false
+		}
+	}
+	return colon, true
+}
+
+// checkQNameSlow is checkQName for names with non-ASCII characters.
+func checkQNameSlow(b []byte) (colon int, ok bool) {
 	colon = -1
 	start := true // at the start of an NCName
 	for i := 0; i < len(b); {

@@ -349,6 +349,20 @@ func (p *Parser) parse(in []byte) (int, Event, error) {
 				p.name = p.name[:0]
 				p.state = sEndName
 				i++
+				// Fast path: the whole end tag is in the buffer and matches
+				// the open element, as it nearly always does.
+				if b := p.b; b != nil && len(b.stack) > 0 {
+					qn := b.buf[b.stack[len(b.stack)-1].qname.off:]
+					qn = qn[:b.stack[len(b.stack)-1].qname.n]
+					if end := i + len(qn); end < len(in) && in[end] == '>' && string(in[i:end]) == string(qn) {
+						i = end + 1
+						p.state = sContent
+						ev, err := p.closeElement(i)
+						if err != nil || ev.Kind != EventNone {
+							return i, ev, err
+						}
+					}
+				}
 			case c == '!':
 				p.bang = 0
 				p.state = sBang
@@ -415,6 +429,13 @@ func (p *Parser) parse(in []byte) (int, Event, error) {
 				b.raw[len(b.raw)-1].qname.n = int32(len(name))
 				b.raw[len(b.raw)-1].colon = int32(colon)
 				p.state = sAttrEq
+				// Fast path: name='value without white space around '='.
+				if i+1 < len(in) && in[i] == '=' && (in[i+1] == '\'' || in[i+1] == '"') {
+					p.quote = in[i+1]
+					p.valStart = len(b.buf)
+					p.state = sAttrValue
+					i += 2
+				}
 			}
 
 		case sTag:

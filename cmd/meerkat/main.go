@@ -34,11 +34,16 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	// SIGINT and SIGTERM stop the server gracefully.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-// run is main without the process: it returns the exit code.
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// run is main without the process: it returns the exit code; serve runs
+// until ctx is done.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
@@ -46,7 +51,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "serve":
-		err = serve(args, stderr)
+		err = serve(ctx, args, stderr)
 	case "user":
 		err = user(args, stdin, stdout, stderr)
 	case "config":
@@ -164,7 +169,7 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func serve(args []string, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("meerkat serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c common
@@ -180,8 +185,6 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	srv, err := server.New(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -206,7 +209,6 @@ func serve(args []string, stderr io.Writer) error {
 	log.Info(fmt.Sprintf("add a user with: %s user add%s alice@%s", self, dataFlag, cfg.Domains[0]))
 	log.Info(fmt.Sprintf("then connect any XMPP client as alice@%s (the certificate is self-signed: accept it in the client)", cfg.Domains[0]))
 	<-ctx.Done()
-	stop()
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -47,6 +47,7 @@ type Session struct {
 
 	available atomic.Bool
 	priority  atomic.Int32
+	presence  atomic.Pointer[xmlstream.Element]
 	lastRead  atomic.Int64 // unix nanoseconds
 
 	mu       sync.Mutex
@@ -95,6 +96,9 @@ func (s *Session) Available() bool { return s.available.Load() }
 
 // Priority implements module.Session.
 func (s *Session) Priority() int { return int(s.priority.Load()) }
+
+// Presence implements module.Session.
+func (s *Session) Presence() *xmlstream.Element { return s.presence.Load() }
 
 // LastActivity implements module.Session.
 func (s *Session) LastActivity() time.Time { return time.Unix(0, s.lastRead.Load()) }
@@ -602,13 +606,25 @@ func (s *Session) handleStanza(ctx context.Context, el *xmlstream.Element) error
 		}
 		return nil
 	}
+	initial := false
 	if kind == stanza.KindPresence && st.To.IsZero() {
+		wasAvailable := s.available.Load()
 		if err := s.trackPresence(&st); err != nil {
 			s.Deliver(stanza.ErrorReply(el, err))
 			return nil
 		}
+		initial = !wasAvailable && s.available.Load()
 	}
 	s.srv.router.FromClient(ctx, s, &st)
+	if initial {
+		// An entity is subscribed to its own presence (RFC 6121 §4.2.2):
+		// the new resource learns about the others.
+		for _, o := range s.srv.router.Sessions(s.jid.Bare()) {
+			if p := o.Presence(); o != module.Session(s) && p != nil {
+				s.Deliver(p)
+			}
+		}
+	}
 	return nil
 }
 
@@ -627,9 +643,11 @@ func (s *Session) trackPresence(st *stanza.Stanza) *stanza.Error {
 			prio = v
 		}
 		s.priority.Store(int32(prio))
+		s.presence.Store(st.El)
 		s.available.Store(true)
 	case stanza.PresenceUnavailable:
 		s.available.Store(false)
+		s.presence.Store(nil)
 	}
 	return nil
 }

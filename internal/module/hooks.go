@@ -29,6 +29,9 @@ type Session interface {
 	// Priority is the priority of the client's last available presence
 	// (RFC 6121 §4.7.2.3).
 	Priority() int
+	// Presence is the client's last broadcast available presence, nil
+	// when it is not available.
+	Presence() *xmlstream.Element
 	// LastActivity is when the client last sent something.
 	LastActivity() time.Time
 	// Close ends the session with a stream error (nil: a clean close).

@@ -321,8 +321,16 @@ func (r *Router) toSelf(ctx context.Context, s module.Session, st *stanza.Stanza
 		c.To = st.From.Bare()
 		r.toBare(ctx, &c, s)
 	case stanza.KindPresence:
-		// Presence broadcast is the presence module's job (a UserSend
-		// hook); with no such module there is nobody to tell.
+		// RFC 6121 §4.2.2, §4.4.2: the user's own available resources get
+		// the broadcast, the sending one included. Contacts are the
+		// presence module's (a UserSend hook that lets this run too).
+		if st.Type == stanza.PresenceAvailable || st.Type == stanza.PresenceUnavailable {
+			for _, o := range r.Sessions(st.From.Bare()) {
+				if o.Available() {
+					o.Deliver(st.El)
+				}
+			}
+		}
 	}
 }
 

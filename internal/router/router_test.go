@@ -27,13 +27,14 @@ type fakeSession struct {
 	closed *stanza.StreamError
 }
 
-func (s *fakeSession) JID() jid.JID            { return s.jid }
-func (s *fakeSession) StreamID() string        { return "x" }
-func (s *fakeSession) Available() bool         { return s.available }
-func (s *fakeSession) Priority() int           { return s.priority }
-func (s *fakeSession) LastActivity() time.Time { return time.Time{} }
-func (s *fakeSession) Value(any) any           { return nil }
-func (s *fakeSession) SetValue(any, any)       {}
+func (s *fakeSession) JID() jid.JID                 { return s.jid }
+func (s *fakeSession) StreamID() string             { return "x" }
+func (s *fakeSession) Available() bool              { return s.available }
+func (s *fakeSession) Priority() int                { return s.priority }
+func (s *fakeSession) Presence() *xmlstream.Element { return nil }
+func (s *fakeSession) LastActivity() time.Time      { return time.Time{} }
+func (s *fakeSession) Value(any) any                { return nil }
+func (s *fakeSession) SetValue(any, any)            {}
 func (s *fakeSession) Close(err *stanza.StreamError) {
 	s.mu.Lock()
 	s.closed = err

@@ -47,6 +47,9 @@ type Server struct {
 	addrs     Addrs
 	http      *http.Server
 	wg        sync.WaitGroup
+
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
 
 type runningModule struct {
@@ -272,10 +275,17 @@ func (s *Server) TLSConfig() *tls.Config { return s.tls }
 // Shutdown stops the server: it stops accepting, closes every stream with
 // <system-shutdown/>, stops the modules and closes storage.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() { s.shutdownErr = s.shutdown(ctx) })
+	return s.shutdownErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
 	s.closeListeners()
 	err := s.c2s.Shutdown(ctx)
 	if s.http != nil {
-		err = errors.Join(err, s.http.Shutdown(ctx))
+		if herr := s.http.Shutdown(ctx); !errors.Is(herr, net.ErrClosed) {
+			err = errors.Join(err, herr)
+		}
 	}
 	s.wg.Wait()
 	s.cancel()

@@ -1,0 +1,163 @@
+package c2s_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/meerkat-xmpp/meerkat/internal/config"
+	"github.com/meerkat-xmpp/meerkat/internal/servertest"
+	"github.com/meerkat-xmpp/meerkat/jid"
+	"github.com/meerkat-xmpp/meerkat/story"
+)
+
+// The client side of these benchmarks runs in the same process as the
+// server, on the same two cores: the figures are for both together.
+
+func benchServer(b *testing.B) (*servertest.Server, story.Account) {
+	srv := servertest.Start(b, func(c *config.Config) { c.C2S.MaxSessionsPerUser = 10000 })
+	const local, pw = "bench", "bench-password"
+	if err := srv.CreateUser(context.Background(), local, pw); err != nil {
+		b.Fatal(err)
+	}
+	return srv, story.Account{Localpart: local, Password: pw, JID: jid.MustParse(local + "@" + srv.Domain())}
+}
+
+func tls13(srv *servertest.Server) *tls.Config {
+	c := srv.TLSConfig()
+	c.MinVersion = tls.VersionTLS13
+	return c
+}
+
+// BenchmarkLogin is one complete login per operation: TCP connect,
+// STARTTLS with TLS 1.3, SCRAM-SHA-256, bind, and a clean close.
+func BenchmarkLogin(b *testing.B) {
+	srv, acct := benchServer(b)
+	opts := story.Options{Mechanism: story.ScramSHA256, NoPresence: true, TLS: tls13(srv)}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := story.Connect(ctx, nil, srv, acct, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
+}
+
+// BenchmarkLoginParallel is BenchmarkLogin with 8 logins at a time.
+func BenchmarkLoginParallel(b *testing.B) {
+	srv, acct := benchServer(b)
+	opts := story.Options{Mechanism: story.ScramSHA256, NoPresence: true, TLS: tls13(srv)}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			c, err := story.Connect(ctx, nil, srv, acct, opts)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			c.Close()
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
+}
+
+// rawClient logs in with a Raw connection: no reader goroutine of its own,
+// so the benchmark's client side stays lean.
+func rawClient(b *testing.B, srv *servertest.Server, acct story.Account, resource string) (*story.Raw, jid.JID) {
+	r, err := story.DialRaw(context.Background(), srv, story.DirectTLS)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close() })
+	if _, err := r.OpenStream(srv.Domain()); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := r.Auth(acct.Localpart, acct.Password); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := r.OpenStream(srv.Domain()); err != nil {
+		b.Fatal(err)
+	}
+	full, err := r.Bind(resource)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.StopRecording()
+	return r, full
+}
+
+// BenchmarkRouteChat routes one-to-one chat messages through real sockets:
+// senders write messages to their receivers' full JIDs, receivers read
+// and parse them. One operation is one message delivered.
+func BenchmarkRouteChat(b *testing.B) {
+	for _, pairs := range []int{1, 10, 100} {
+		b.Run("pairs="+strconv.Itoa(pairs), func(b *testing.B) {
+			srv, acct := benchServer(b)
+			senders := make([]*story.Raw, pairs)
+			receivers := make([]*story.Raw, pairs)
+			targets := make([]jid.JID, pairs)
+			for i := range pairs {
+				senders[i], _ = rawClient(b, srv, acct, fmt.Sprintf("s%d", i))
+				receivers[i], targets[i] = rawClient(b, srv, acct, fmt.Sprintf("r%d", i))
+			}
+			// A chat message of about 250 bytes on the wire.
+			body := "Art thou not Romeo, and a Montague? Neither, fair saint, if either thee dislike."
+			b.SetBytes(250)
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for i := range pairs {
+				n := b.N / pairs
+				if i < b.N%pairs {
+					n++
+				}
+				// At most window messages in flight per pair: a sender
+				// faster than its receiver would otherwise fill the
+				// receiver's queue until the server disconnects it.
+				const window = 64
+				inflight := make(chan struct{}, window)
+				wg.Add(2)
+				go func(i, n int) {
+					defer wg.Done()
+					msg := "<message type='chat' to='" + targets[i].String() + "' id='m'><body>" + body + "</body></message>"
+					var batch []byte
+					for k := 0; k < n; k++ {
+						inflight <- struct{}{}
+						batch = append(batch, msg...)
+						if len(inflight) == window || k == n-1 || len(batch) > 8<<10 {
+							if err := senders[i].Send(string(batch)); err != nil {
+								b.Error(err)
+								return
+							}
+							batch = batch[:0]
+						}
+					}
+				}(i, n)
+				go func(i, n int) {
+					defer wg.Done()
+					for k := 0; k < n; {
+						el, err := receivers[i].Next()
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						if el.Name == "message" {
+							k++
+							<-inflight
+						}
+					}
+				}(i, n)
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}

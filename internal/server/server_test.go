@@ -1,0 +1,94 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/meerkat-xmpp/meerkat/internal/config"
+	"github.com/meerkat-xmpp/meerkat/internal/server"
+	"github.com/meerkat-xmpp/meerkat/internal/servertest"
+	"github.com/meerkat-xmpp/meerkat/jid"
+	"github.com/meerkat-xmpp/meerkat/story"
+)
+
+// TestCertificateKept: the certificate generated on first start is the
+// one used on the next start.
+func TestCertificateKept(t *testing.T) {
+	data := t.TempDir()
+	fingerprint := func() []byte {
+		srv := servertest.Start(t, func(c *config.Config) { c.DataDir = data })
+		der := srv.Server.TLSConfig().Certificates[0].Leaf.Raw
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	first, second := fingerprint(), fingerprint()
+	if !bytes.Equal(first, second) {
+		t.Fatal("a new certificate was generated on the second start")
+	}
+	if _, err := os.Stat(filepath.Join(data, "tls", "key.pem")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConfiguredCertificate: cert_file and key_file replace the generated one.
+func TestConfiguredCertificate(t *testing.T) {
+	other := t.TempDir()
+	gen := servertest.Start(t, func(c *config.Config) { c.DataDir = other })
+	der := gen.Server.TLSConfig().Certificates[0].Leaf.Raw
+	srv := servertest.Start(t, func(c *config.Config) {
+		c.TLS.CertFile = filepath.Join(other, "tls", "cert.pem")
+		c.TLS.KeyFile = filepath.Join(other, "tls", "key.pem")
+	})
+	if !bytes.Equal(srv.Server.TLSConfig().Certificates[0].Leaf.Raw, der) {
+		t.Fatal("configured certificate not used")
+	}
+	if _, err := os.Stat(filepath.Join(srv.Config.DataDir, "tls")); err == nil {
+		t.Fatal("a certificate was generated although one is configured")
+	}
+}
+
+func TestBadConfiguration(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.TLS.CertFile = "/nonexistent/cert.pem"
+	cfg.TLS.KeyFile = "/nonexistent/key.pem"
+	if _, err := server.New(context.Background(), cfg, nil); err == nil {
+		t.Fatal("missing certificate accepted")
+	}
+	cfg = config.Default()
+	cfg.Domains = nil
+	if _, err := server.New(context.Background(), cfg, nil); err == nil {
+		t.Fatal("invalid configuration accepted")
+	}
+}
+
+// TestPasswordChange: after SetPassword the old password no longer works.
+func TestPasswordChange(t *testing.T) {
+	srv := servertest.Start(t)
+	ctx := context.Background()
+	u := jid.MustParse("pat@" + srv.Domain())
+	if err := server.AddUser(ctx, srv.Store(), u, "old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.SetPassword(ctx, srv.Store(), u, "new"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := story.Connect(ctx, t, srv, story.Account{Localpart: "pat", Password: "old"}, story.Options{}); err == nil {
+		t.Fatal("old password accepted")
+	}
+	story.MustConnect(t, srv, story.Account{Localpart: "pat", Password: "new"}, story.Options{})
+	if err := server.AddUser(ctx, srv.Store(), u, ""); err == nil {
+		t.Fatal("empty password accepted")
+	}
+	if _, err := server.AccountJID("pat@"+srv.Domain()+"/res", srv.Config.Domains); err == nil {
+		t.Fatal("full JID accepted as an account")
+	}
+}
