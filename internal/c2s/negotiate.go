@@ -102,6 +102,43 @@ func (s *Session) saslFailure(err error) error {
 	return nil
 }
 
+// handlePreAuthIQ offers an IQ sent before authentication to the module
+// registered for it with module.TargetStream (in-band registration); it
+// reports whether one was.
+func (s *Session) handlePreAuthIQ(ctx context.Context, el *xmlstream.Element) (bool, error) {
+	st, serr := stanza.Parse(el, stanza.NSClient)
+	if serr != nil || st.Type != stanza.IQGet && st.Type != stanza.IQSet {
+		return false, nil
+	}
+	if !st.To.IsZero() && st.To.String() != s.domain {
+		return false, nil
+	}
+	h := s.srv.hooks.IQHandler(st.Type, module.TargetStream, st.Payload().NS)
+	if h == nil {
+		return false, nil
+	}
+	st.To = jid.MustParse(s.domain)
+	res, err := h(ctx, &module.IQ{Stanza: &st, Target: module.TargetStream})
+	var reply *xmlstream.Element
+	switch {
+	case err == nil:
+		reply = stanza.NewIQ(stanza.IQResult, st.ID, jid.JID{}, jid.JID{}, res)
+	case errors.Is(err, module.ErrReplied):
+		return true, nil
+	default:
+		var se *stanza.Error
+		if !errors.As(err, &se) {
+			s.srv.log.Error("pre-authentication IQ handler failed", "ns", st.Payload().NS, "error", err)
+			se = stanza.NewError(stanza.InternalServerError, "")
+		}
+		reply = stanza.ErrorReply(el, se)
+		reply.RemoveAttr("from")
+		reply.RemoveAttr("to")
+	}
+	s.sendElement(reply)
+	return true, nil
+}
+
 // handleBindPhaseIQ handles IQs between authentication and binding: only
 // resource binding and the legacy session request are allowed.
 func (s *Session) handleBindPhaseIQ(ctx context.Context, el *xmlstream.Element) error {

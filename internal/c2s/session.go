@@ -501,6 +501,11 @@ func (s *Session) features() *xmlstream.Element {
 			mechs.AddChild(xmlstream.NewElement("mechanism", stanza.NSSASL).AddText(m))
 		}
 		f.AddChild(mechs)
+		for _, h := range s.srv.hooks.PreAuthFeatures.Hooks() {
+			if el := h.Fn(); el != nil {
+				f.AddChild(el)
+			}
+		}
 		if types := auth.ChannelBindingTypes(ci); len(types) > 0 {
 			// XEP-0440: which channel bindings the -PLUS mechanisms offer.
 			cb := xmlstream.NewElement("sasl-channel-binding", nsSASLCB)
@@ -549,6 +554,11 @@ func (s *Session) handleElement(ctx context.Context, el *xmlstream.Element) erro
 		return s.handleSASL(ctx, el)
 	}
 	if s.authedUser == "" {
+		if el.Name == "iq" && el.NS == stanza.NSClient && (s.secure || !s.srv.cfg.RequireTLS) {
+			if handled, err := s.handlePreAuthIQ(ctx, el); handled {
+				return err
+			}
+		}
 		// RFC 6120 §4.9.3.12: nothing is processed before authentication.
 		return s.fail(stanza.StreamNotAuthorized, "")
 	}
@@ -623,6 +633,9 @@ func (s *Session) handleStanza(ctx context.Context, el *xmlstream.Element) error
 			if p := o.Presence(); o != module.Session(s) && p != nil {
 				s.Deliver(p)
 			}
+		}
+		for _, h := range s.srv.hooks.InitialPresence.Hooks() {
+			h.Fn(ctx, s)
 		}
 	}
 	return nil

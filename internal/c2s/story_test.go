@@ -644,3 +644,63 @@ func TestStoryRateLimit(t *testing.T) {
 		}
 	})
 }
+
+// TestStoryPreAuthIQ: a module may answer IQs on a stream that is not
+// authenticated yet (module.TargetStream, for in-band registration); other
+// IQs are still refused.
+func TestStoryPreAuthIQ(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	srv.Hooks().PreAuthFeatures.Add("test", 0, func() *xmlstream.Element { return xmlstream.NewElement("register", "http://jabber.org/features/iq-register") })
+	if err := srv.Hooks().HandleIQ("test", stanza.IQGet, module.TargetStream, "jabber:iq:register", func(_ context.Context, iq *module.IQ) (*xmlstream.Element, error) {
+		if iq.Session != nil || !iq.From.IsZero() {
+			t.Errorf("pre-auth IQ with a session or a sender: %v %v", iq.Session, iq.From)
+		}
+		return xmlstream.NewElement("query", "jabber:iq:register"), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := dialSecure(t, srv, story.TCP)
+	if r.Features().Child("register", "http://jabber.org/features/iq-register") == nil {
+		t.Errorf("pre-auth feature missing: %s", r.Features())
+	}
+	r.Send("<iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>")
+	if el, err := r.Next(); err != nil || el.Attr("type") != "result" || el.Attr("id") != "r1" || el.Child("query", "jabber:iq:register") == nil {
+		t.Fatalf("got %v %v", el, err)
+	}
+	r.Send("<iq type='get' id='r2'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if err := r.ExpectStreamError("not-authorized"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStoryInitialPresenceHook: the hook runs once per session, on its
+// first available presence, not on later updates.
+func TestStoryInitialPresenceHook(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	initial := make(chan jid.JID, 8)
+	srv.Hooks().InitialPresence.Add("test", 0, func(_ context.Context, s module.Session) { initial <- s.JID() })
+	story.RunWith(t, srv, story.Users{"alice": 1}, story.Options{NoPresence: true}, func(alice *story.Client) {
+		alice.Send(story.Presence(""))
+		alice.Expect(story.IsPresence("", alice.JID()))
+		if j := <-initial; j != alice.JID() {
+			t.Fatalf("hook for %s", j)
+		}
+		away := story.Presence("")
+		away.AddChild(xmlstream.NewElement("show", stanza.NSClient).AddText("away"))
+		alice.Send(away)
+		alice.Expect(story.IsPresence("", alice.JID()))
+		alice.Send(story.Presence("unavailable"))
+		alice.Send(story.Presence(""))
+		alice.Expect(story.IsPresence("", alice.JID()))
+		if j := <-initial; j != alice.JID() {
+			t.Fatalf("hook for %s", j)
+		}
+		select {
+		case j := <-initial:
+			t.Fatalf("hook ran for a presence update (%s)", j)
+		default:
+		}
+	})
+}

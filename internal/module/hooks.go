@@ -93,6 +93,11 @@ const (
 	// TargetBare: to another local user's bare JID, answered by the server
 	// on that user's behalf (RFC 6121 §8.5.2.1.3, e.g. vCard, last activity).
 	TargetBare
+	// TargetStream: sent on a stream that is not authenticated yet; only
+	// modules that must work before login register these (in-band
+	// registration, XEP-0077). The IQ has no Session and no From; the
+	// answer goes back on the stream.
+	TargetStream
 )
 
 func (t Target) String() string {
@@ -101,6 +106,8 @@ func (t Target) String() string {
 		return "self"
 	case TargetBare:
 		return "bare"
+	case TargetStream:
+		return "stream"
 	}
 	return "host"
 }
@@ -250,10 +257,17 @@ type Hooks struct {
 	SessionOpened HookList[SessionHook]
 	// SessionClosed runs when a bound session ends, cleanly or not.
 	SessionClosed HookList[SessionHook]
+	// InitialPresence runs when a session sends its initial presence
+	// (RFC 6121 §4.2), after the presence was routed: probes, pending
+	// subscription requests and offline messages are sent from here.
+	InitialPresence HookList[SessionHook]
 	// UserRemoved runs when an account is deleted.
 	UserRemoved HookList[UserHook]
 	// StreamFeatures are offered to authenticated clients.
 	StreamFeatures HookList[FeatureFunc]
+	// PreAuthFeatures are offered before authentication (in-band
+	// registration's <register/>, XEP-0077 §3.1).
+	PreAuthFeatures HookList[FeatureFunc]
 	// ServerFeatures and ServerIdentities are the disco#info of the
 	// served domains (XEP-0030).
 	ServerFeatures   HookList[string]
@@ -360,8 +374,10 @@ func (h *Hooks) RemoveOwner(owner string) {
 	h.ToServer.RemoveOwner(owner)
 	h.SessionOpened.RemoveOwner(owner)
 	h.SessionClosed.RemoveOwner(owner)
+	h.InitialPresence.RemoveOwner(owner)
 	h.UserRemoved.RemoveOwner(owner)
 	h.StreamFeatures.RemoveOwner(owner)
+	h.PreAuthFeatures.RemoveOwner(owner)
 	h.ServerFeatures.RemoveOwner(owner)
 	h.ServerIdentities.RemoveOwner(owner)
 	h.ServerItems.RemoveOwner(owner)
@@ -410,10 +426,16 @@ func (h *Hooks) Owners() map[string]bool {
 	for _, x := range h.SessionClosed.Hooks() {
 		add(x.Owner)
 	}
+	for _, x := range h.InitialPresence.Hooks() {
+		add(x.Owner)
+	}
 	for _, x := range h.UserRemoved.Hooks() {
 		add(x.Owner)
 	}
 	for _, x := range h.StreamFeatures.Hooks() {
+		add(x.Owner)
+	}
+	for _, x := range h.PreAuthFeatures.Hooks() {
 		add(x.Owner)
 	}
 	for _, x := range h.ServerFeatures.Hooks() {

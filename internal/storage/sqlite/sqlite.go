@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,17 +89,44 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// migrations are applied in order; the schema version is their count.
-// Never edit one that has shipped: add a new one.
-var migrations = []string{
-	// 1: accounts.
-	`CREATE TABLE accounts (
+// A migration brings the schema to its version. Each feature's file
+// registers its own (addMigration in an init function) with a version
+// number taken from the list below, so that files can be added without
+// touching each other; versions must be 1, 2, 3… without gaps. Never edit
+// one that has shipped: add a new one.
+//
+//	1 accounts (this file)
+//	2 roster and subscriptions (roster.go)
+//	3 offline messages (offline.go)
+//	4 blocking (blocking.go)
+//	5 vCard, private XML storage, last activity (profile.go)
+type migration struct {
+	version int
+	sql     string
+}
+
+var migrations []migration
+
+func addMigration(version int, sql string) {
+	migrations = append(migrations, migration{version, sql})
+	slices.SortFunc(migrations, func(a, b migration) int { return a.version - b.version })
+}
+
+// accountCleanups are statements run, in one transaction, when an account
+// is removed; each takes the account's domain and username as its two
+// arguments. Feature files add theirs with addAccountCleanup.
+var accountCleanups []string
+
+func addAccountCleanup(sql string) { accountCleanups = append(accountCleanups, sql) }
+
+func init() {
+	addMigration(1, `CREATE TABLE accounts (
 		domain      TEXT NOT NULL,
 		username    TEXT NOT NULL,
 		credentials BLOB NOT NULL,
 		created_at  INTEGER NOT NULL,
 		PRIMARY KEY (domain, username)
-	) WITHOUT ROWID`,
+	) WITHOUT ROWID`)
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -119,12 +147,17 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	} else if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
+	for i, m := range migrations {
+		if m.version != i+1 {
+			return fmt.Errorf("sqlite: migrations are not numbered 1, 2, 3…: %d at position %d", m.version, i+1)
+		}
+	}
 	if version > len(migrations) {
 		return fmt.Errorf("sqlite: database schema version %d is newer than this program (%d)", version, len(migrations))
 	}
-	for v := version; v < len(migrations); v++ {
-		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-			return fmt.Errorf("sqlite: migration %d: %w", v+1, err)
+	for _, m := range migrations[version:] {
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", m.version, err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, len(migrations)); err != nil {
@@ -199,7 +232,11 @@ func (s *Store) RemoveAccount(ctx context.Context, user jid.JID) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return storage.ErrNotFound
 	}
-	// Tables of later features are emptied of the account's data here.
+	for _, q := range accountCleanups {
+		if _, err := tx.ExecContext(ctx, q, user.Domain(), user.Local()); err != nil {
+			return fmt.Errorf("sqlite: remove %s: %w", user, err)
+		}
+	}
 	return tx.Commit()
 }
 
