@@ -261,8 +261,11 @@ type Hooks struct {
 	// (RFC 6121 §4.2), after the presence was routed: probes, pending
 	// subscription requests and offline messages are sent from here.
 	InitialPresence HookList[SessionHook]
-	// UserRemoved runs when an account is deleted.
-	UserRemoved HookList[UserHook]
+	// UserRemoving runs before an account is deleted, while its data is
+	// still there (to tell its contacts, for instance); UserRemoved runs
+	// after, when its data is gone and its sessions are closed.
+	UserRemoving HookList[UserHook]
+	UserRemoved  HookList[UserHook]
 	// StreamFeatures are offered to authenticated clients.
 	StreamFeatures HookList[FeatureFunc]
 	// PreAuthFeatures are offered before authentication (in-band
@@ -375,6 +378,7 @@ func (h *Hooks) RemoveOwner(owner string) {
 	h.SessionOpened.RemoveOwner(owner)
 	h.SessionClosed.RemoveOwner(owner)
 	h.InitialPresence.RemoveOwner(owner)
+	h.UserRemoving.RemoveOwner(owner)
 	h.UserRemoved.RemoveOwner(owner)
 	h.StreamFeatures.RemoveOwner(owner)
 	h.PreAuthFeatures.RemoveOwner(owner)
@@ -427,6 +431,9 @@ func (h *Hooks) Owners() map[string]bool {
 		add(x.Owner)
 	}
 	for _, x := range h.InitialPresence.Hooks() {
+		add(x.Owner)
+	}
+	for _, x := range h.UserRemoving.Hooks() {
 		add(x.Owner)
 	}
 	for _, x := range h.UserRemoved.Hooks() {

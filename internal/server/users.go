@@ -87,8 +87,16 @@ func credentials(password string) ([]byte, error) {
 }
 
 // RemoveUser deletes an account and its data, closes its sessions and
-// tells the modules (UserRemoved).
+// tells the modules (UserRemoving before, UserRemoved after).
 func (s *Server) RemoveUser(ctx context.Context, user jid.JID) error {
+	if ok, err := s.store.AccountExists(ctx, user); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("%s does not exist", user)
+	}
+	for _, h := range s.hooks.UserRemoving.Hooks() {
+		h.Fn(ctx, user)
+	}
 	if err := RemoveUser(ctx, s.store, user); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
@@ -16,9 +17,27 @@ import (
 // Opener returns a fresh, empty backend; it is closed by the suite.
 type Opener func(t *testing.T) storage.Backend
 
-// Run runs the whole suite.
+// suites are the conformance tests of each feature's store, registered
+// by their files (addSuite in an init function).
+var suites = map[string]func(t *testing.T, b storage.Backend){}
+
+func addSuite(name string, fn func(t *testing.T, b storage.Backend)) { suites[name] = fn }
+
+// Run runs the whole suite: one subtest per store, each on a fresh backend.
 func Run(t *testing.T, open Opener) {
 	t.Run("Accounts", func(t *testing.T) { testAccounts(t, open(t)) })
+	names := make([]string, 0, len(suites))
+	for name := range suites {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			b := open(t)
+			defer b.Close()
+			suites[name](t, b)
+		})
+	}
 }
 
 func testAccounts(t *testing.T, b storage.Backend) {
