@@ -1,7 +1,7 @@
 # Meerkat — see README.md.
 GO ?= go
 
-.PHONY: run test race cover bench fuzz vet fmt build peers-test
+.PHONY: run test race cover bench fuzz vet fmt build peers-test peers-stop
 
 run:
 	$(GO) run ./cmd/meerkat
@@ -32,3 +32,13 @@ vet:
 
 build:
 	$(GO) build -o bin/meerkat ./cmd/meerkat
+
+# The stories against Meerkat, Prosody and ejabberd (scripts/peers/README.md).
+# The peers are installed with apt-get when absent, which needs root; a peer
+# that cannot be installed is skipped with a message. They stay running.
+peers-test:
+	GO=$(GO) scripts/peers/test.sh
+
+peers-stop:
+	scripts/peers/prosody.sh stop
+	scripts/peers/ejabberd.sh stop

@@ -116,7 +116,7 @@ func TestExpectWithoutTBPanics(t *testing.T) {
 	c.Expect()
 }
 
-func TestStorySpecs(t *testing.T) {
+func TestRunnerSpecs(t *testing.T) {
 	specs, err := storySpecs(Users{"bob": 2, "alice": 1, "carol": 1}, func(alice, bob1, bob2, carol *Client) {})
 	if err != nil {
 		t.Fatal(err)

@@ -52,6 +52,7 @@ func TestStoryMechanisms(t *testing.T) {
 		{story.ScramSHA1Plus, story.TLSExporter, nil}, {story.ScramSHA256Plus, story.TLSExporter, nil},
 		{story.ScramSHA512Plus, story.TLSExporter, nil},
 		{story.ScramSHA256Plus, story.TLSServerEndPoint, nil}, {story.ScramSHA512Plus, story.TLSServerEndPoint, tls12},
+		{story.ScramSHA1Plus, story.TLSUnique, tls12}, {story.ScramSHA256Plus, story.TLSUnique, tls12},
 		{story.ScramSHA256, "", tls12}, {story.Plain, "", nil},
 	}
 	for _, c := range cases {
@@ -651,7 +652,9 @@ func TestStoryRateLimit(t *testing.T) {
 func TestStoryPreAuthIQ(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t)
-	srv.Hooks().PreAuthFeatures.Add("test", 0, func() *xmlstream.Element { return xmlstream.NewElement("register", "http://jabber.org/features/iq-register") })
+	srv.Hooks().PreAuthFeatures.Add("test", 0, func() *xmlstream.Element {
+		return xmlstream.NewElement("register", "http://jabber.org/features/iq-register")
+	})
 	if err := srv.Hooks().HandleIQ("test", stanza.IQGet, module.TargetStream, "jabber:iq:register", func(_ context.Context, iq *module.IQ) (*xmlstream.Element, error) {
 		if iq.Session != nil || !iq.From.IsZero() {
 			t.Errorf("pre-auth IQ with a session or a sender: %v %v", iq.Session, iq.From)
@@ -692,6 +695,8 @@ func TestStoryInitialPresenceHook(t *testing.T) {
 		alice.Send(away)
 		alice.Expect(story.IsPresence("", alice.JID()))
 		alice.Send(story.Presence("unavailable"))
+		// RFC 6121 §4.5.2: the unavailable presence comes back too.
+		alice.Expect(story.IsPresence("unavailable", alice.JID()))
 		alice.Send(story.Presence(""))
 		alice.Expect(story.IsPresence("", alice.JID()))
 		if j := <-initial; j != alice.JID() {

@@ -326,7 +326,9 @@ func (r *Router) toSelf(ctx context.Context, s module.Session, st *stanza.Stanza
 		// presence module's (a UserSend hook that lets this run too).
 		if st.Type == stanza.PresenceAvailable || st.Type == stanza.PresenceUnavailable {
 			for _, o := range r.Sessions(st.From.Bare()) {
-				if o.Available() {
+				// §4.5.2: unavailable presence goes to the resource that
+				// sent it too, although it is not available any more.
+				if o.Available() || o == s && st.Type == stanza.PresenceUnavailable {
 					o.Deliver(st.El)
 				}
 			}

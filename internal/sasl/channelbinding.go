@@ -16,6 +16,11 @@ const (
 	// when ConnInfo.Certificate is set and its signature algorithm
 	// defines the hash to use.
 	TLSServerEndPoint = "tls-server-end-point"
+	// TLSUnique is tls-unique (RFC 5929 §3), the type RFC 5802 §6 makes
+	// mandatory; it is undefined on TLS 1.3, and offered below only when
+	// the handshake used the extended master secret (Go's TLSUnique is
+	// empty otherwise), which closes the triple-handshake attack.
+	TLSUnique = "tls-unique"
 )
 
 // exporterLabel and exporterSize define the tls-exporter channel binding
@@ -38,6 +43,9 @@ func channelBindingTypes(ci *ConnInfo) []string {
 	if ci.Certificate != nil && endPointHash(ci.Certificate) != 0 {
 		types = append(types, TLSServerEndPoint)
 	}
+	if ci.TLS.Version < tls.VersionTLS13 && len(ci.TLS.TLSUnique) > 0 {
+		types = append(types, TLSUnique)
+	}
 	return types
 }
 
@@ -48,6 +56,11 @@ func channelBindingData(ci *ConnInfo, typ string) ([]byte, error) {
 	case TLSExporter:
 		// RFC 9266 §2; the context is absent, not empty.
 		return ci.TLS.ExportKeyingMaterial(exporterLabel, nil, exporterSize)
+	case TLSUnique:
+		if len(ci.TLS.TLSUnique) == 0 {
+			return nil, errors.New("tls-unique undefined on this connection")
+		}
+		return ci.TLS.TLSUnique, nil
 	case TLSServerEndPoint:
 		h := endPointHash(ci.Certificate)
 		if h == 0 {

@@ -206,6 +206,8 @@ func clientCB(t testing.TB, cs *tls.ConnectionState, typ string) scram.ChannelBi
 		cb, err = scram.NewTLSExporterBinding(cs)
 	case TLSServerEndPoint:
 		cb, err = scram.NewTLSServerEndpointBinding(cs)
+	case TLSUnique:
+		cb = scram.NewTLSUniqueBinding(cs.TLSUnique)
 	default:
 		t.Fatalf("channel binding %q", typ)
 	}

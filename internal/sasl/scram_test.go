@@ -230,7 +230,7 @@ func TestSCRAMAuthFailures(t *testing.T) {
 			cl("juliet", pass, "").NewConversationAdvertisingChannelBinding(), ""},
 		{"y without TLS", srv, SCRAMSHA256, plainConn.server,
 			cl("juliet", pass, "").NewConversationAdvertisingChannelBinding(), ""},
-		{"y without channel binding type", srv, SCRAMSHA256, tls12NoCert.server,
+		{"y without channel binding type", srv, SCRAMSHA256, noBinding(tls12NoCert.server),
 			cl("juliet", pass, "").NewConversationAdvertisingChannelBinding(), ""},
 		{"p= on non-PLUS mechanism", srv, SCRAMSHA256, tls13.server,
 			cl("juliet", pass, "").NewConversationWithChannelBinding(clientCB(t, &tls13.client, TLSExporter)), MalformedRequest},

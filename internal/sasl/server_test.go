@@ -53,9 +53,10 @@ func TestMechanisms(t *testing.T) {
 		cbType []string
 	}{
 		{"no TLS", all, plainConn.server, scram, nil},
-		{"TLS 1.2", all, tls12.server, DefaultMechanisms(), []string{TLSServerEndPoint}},
-		{"TLS 1.2 no cert", all, tls12NoCert.server, append(scram, Plain), nil},
-		{"TLS 1.2 Ed25519", all, tls12Ed.server, append(scram, Plain), nil},
+		{"TLS 1.2", all, tls12.server, DefaultMechanisms(), []string{TLSServerEndPoint, TLSUnique}},
+		{"TLS 1.2 no cert", all, tls12NoCert.server, DefaultMechanisms(), []string{TLSUnique}},
+		{"TLS 1.2 Ed25519", all, tls12Ed.server, DefaultMechanisms(), []string{TLSUnique}},
+		{"TLS 1.2 no binding", all, noBinding(tls12NoCert.server), append(scram, Plain), nil},
 		{"TLS 1.3", all, tls13.server, DefaultMechanisms(), []string{TLSExporter, TLSServerEndPoint}},
 		{"TLS 1.3 no cert", all, tls13NoCert.server, DefaultMechanisms(), []string{TLSExporter}},
 		{"custom no TLS", custom, plainConn.server, []string{SCRAMSHA1}, nil},
@@ -96,7 +97,7 @@ func TestStartFailures(t *testing.T) {
 		{noPlain, Plain, tls12NoCert.server, InvalidMechanism},
 		{srv, Plain, plainConn.server, EncryptionRequired},
 		{srv, SCRAMSHA256Plus, plainConn.server, EncryptionRequired},
-		{srv, SCRAMSHA256Plus, tls12NoCert.server, InvalidMechanism},
+		{srv, SCRAMSHA256Plus, noBinding(tls12NoCert.server), InvalidMechanism},
 		{srv, SCRAMSHA256, ConnInfo{}, TemporaryAuthFailure},
 	}
 	for _, tt := range tests {
@@ -136,7 +137,7 @@ func TestEndPointHash(t *testing.T) {
 	}
 	tls := tlsConn(t, tls.VersionTLS12, certP256)
 	for _, tt := range tests {
-		ci := tls.server
+		ci := noBinding(tls.server) // tls-unique aside
 		ci.Certificate = &x509.Certificate{Raw: raw, SignatureAlgorithm: tt.alg}
 		types := channelBindingTypes(&ci)
 		got, err := channelBindingData(&ci, TLSServerEndPoint)
@@ -164,4 +165,14 @@ func TestFailureError(t *testing.T) {
 	if got := (&Failure{Condition: NotAuthorized}).Error(); got != "sasl: not-authorized" {
 		t.Errorf("Error() = %q", got)
 	}
+}
+
+// noBinding returns ci without tls-unique (as after a TLS 1.2 resumption
+// without extended master secret) and without a certificate.
+func noBinding(ci ConnInfo) ConnInfo {
+	st := *ci.TLS
+	st.TLSUnique = nil
+	ci.TLS = &st
+	ci.Certificate = nil
+	return ci
 }
