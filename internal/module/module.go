@@ -19,6 +19,8 @@ import (
 	"sync"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/meerkat-xmpp/meerkat/jid"
 )
 
 // Module is a feature of the server.
@@ -128,9 +130,23 @@ func validate(f Factory, cfg any) []error {
 // Env is what a running module gets: the host to act through, its hooks,
 // storage and a logger.
 type Env struct {
-	Host   Host
-	Hooks  *Hooks
-	Owner  string // the module's name; pass it when attaching hooks
-	Store  any    // the storage backend; assert it to the module's own store interface
-	Logger *slog.Logger
+	Host     Host
+	Hooks    *Hooks
+	Owner    string   // the module's name; pass it when attaching hooks
+	Store    any      // the storage backend; assert it to the module's own store interface
+	Accounts Accounts // account management, as `meerkat user` does it
+	Logger   *slog.Logger
+}
+
+// Accounts manages accounts the way the administration commands do:
+// passwords become SCRAM secrets, and removing an account runs the
+// UserRemoving and UserRemoved hooks, closes its sessions and deletes its
+// data.
+type Accounts interface {
+	// Create creates an account; it fails if it exists.
+	Create(ctx context.Context, user jid.JID, password string) error
+	// SetPassword replaces an account's password.
+	SetPassword(ctx context.Context, user jid.JID, password string) error
+	// Remove deletes an account and everything of it.
+	Remove(ctx context.Context, user jid.JID) error
 }

@@ -135,7 +135,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			return nil, fmt.Errorf("module %s: %w", m.Factory.Name, err)
 		}
 		env := &module.Env{Host: s.router, Hooks: s.hooks, Owner: m.Factory.Name, Store: s.store,
-			Logger: log.With("module", m.Factory.Name)}
+			Accounts: accounts{s}, Logger: log.With("module", m.Factory.Name)}
 		if err := mod.Start(s.ctx, env); err != nil {
 			s.hooks.RemoveOwner(m.Factory.Name)
 			s.stopModules()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/internal/sasl"
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
 	"github.com/meerkat-xmpp/meerkat/jid"
@@ -108,3 +109,18 @@ func (s *Server) RemoveUser(ctx context.Context, user jid.JID) error {
 	}
 	return nil
 }
+
+// accounts is module.Accounts for the running server.
+type accounts struct{ s *Server }
+
+var _ module.Accounts = accounts{}
+
+func (a accounts) Create(ctx context.Context, user jid.JID, password string) error {
+	return AddUser(ctx, a.s.store, user, password)
+}
+
+func (a accounts) SetPassword(ctx context.Context, user jid.JID, password string) error {
+	return SetPassword(ctx, a.s.store, user, password)
+}
+
+func (a accounts) Remove(ctx context.Context, user jid.JID) error { return a.s.RemoveUser(ctx, user) }
