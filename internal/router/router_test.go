@@ -379,22 +379,3 @@ func TestServices(t *testing.T) {
 		t.Fatalf("service got %v", got)
 	}
 }
-
-func TestHookPriorities(t *testing.T) {
-	var l module.HookList[func() string]
-	l.Add("a", 0, func() string { return "a0" })
-	l.Add("b", 10, func() string { return "b10" })
-	l.Add("c", 0, func() string { return "c0" })
-	l.Add("d", -5, func() string { return "d-5" })
-	var order []string
-	for _, h := range l.Hooks() {
-		order = append(order, h.Fn())
-	}
-	if strings.Join(order, " ") != "b10 a0 c0 d-5" {
-		t.Fatalf("order %v", order)
-	}
-	l.RemoveOwner("a")
-	if l.Len() != 3 {
-		t.Fatal("RemoveOwner")
-	}
-}
