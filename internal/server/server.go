@@ -50,6 +50,7 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+	adminToken   string
 }
 
 type runningModule struct {
@@ -171,7 +172,11 @@ func lookupCredentials(ctx context.Context, store storage.Accounts, user, domain
 func OpenStorage(ctx context.Context, cfg config.Config) (storage.Backend, error) {
 	switch cfg.Storage.Backend {
 	case "sqlite":
-		return sqlite.Open(ctx, sqlite.Options{Path: cfg.SQLitePath(), Synchronous: cfg.Storage.Synchronous})
+		st, err := sqlite.Open(ctx, sqlite.Options{Path: cfg.SQLitePath(), Synchronous: cfg.Storage.Synchronous})
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return st, nil
 	}
 	return nil, fmt.Errorf("storage: unknown backend %q", cfg.Storage.Backend)
 }
@@ -225,6 +230,10 @@ func (s *Server) Start() error {
 	}
 	if httpLn != nil {
 		s.addrs.HTTP = httpLn.Addr()
+		if err := s.startAdmin(httpLn.Addr()); err != nil {
+			s.closeListeners()
+			return err
+		}
 		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 		s.wg.Add(1)
 		go func() {
@@ -245,6 +254,7 @@ func (s *Server) httpHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
+	mux.Handle("/admin/", s.adminHandler())
 	return mux
 }
 
@@ -280,6 +290,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) shutdown(ctx context.Context) error {
+	s.stopAdmin()
 	s.closeListeners()
 	err := s.c2s.Shutdown(ctx)
 	if s.http != nil {

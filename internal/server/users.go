@@ -43,7 +43,7 @@ func AddUser(ctx context.Context, store storage.Accounts, user jid.JID, password
 	}
 	if err := store.CreateAccount(ctx, user, creds); err != nil {
 		if errors.Is(err, storage.ErrExists) {
-			return fmt.Errorf("%s already exists", user)
+			return fmt.Errorf("%s already exists: %w", user, storage.ErrExists)
 		}
 		return err
 	}
@@ -58,7 +58,7 @@ func SetPassword(ctx context.Context, store storage.Accounts, user jid.JID, pass
 	}
 	if err := store.SetAccountCredentials(ctx, user, creds); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("%s does not exist", user)
+			return fmt.Errorf("%s does not exist: %w", user, storage.ErrNotFound)
 		}
 		return err
 	}
@@ -69,7 +69,7 @@ func SetPassword(ctx context.Context, store storage.Accounts, user jid.JID, pass
 func RemoveUser(ctx context.Context, store storage.Accounts, user jid.JID) error {
 	if err := store.RemoveAccount(ctx, user); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("%s does not exist", user)
+			return fmt.Errorf("%s does not exist: %w", user, storage.ErrNotFound)
 		}
 		return err
 	}
@@ -93,7 +93,7 @@ func (s *Server) RemoveUser(ctx context.Context, user jid.JID) error {
 	if ok, err := s.store.AccountExists(ctx, user); err != nil {
 		return err
 	} else if !ok {
-		return fmt.Errorf("%s does not exist", user)
+		return fmt.Errorf("%s does not exist: %w", user, storage.ErrNotFound)
 	}
 	for _, h := range s.hooks.UserRemoving.Hooks() {
 		h.Fn(ctx, user)

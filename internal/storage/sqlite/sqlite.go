@@ -89,11 +89,11 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// A migration brings the schema to its version. Each feature's file
-// registers its own (addMigration in an init function) with a version
-// number taken from the list below, so that files can be added without
-// touching each other; versions must be 1, 2, 3… without gaps. Never edit
-// one that has shipped: add a new one.
+// A migration changes the schema. Each feature's file registers its own
+// (addMigration in an init function) with a version number taken from the
+// list below, so that files can be added without touching each other.
+// Migrations apply in version order and each is recorded once applied.
+// Never edit one that has shipped: add a new one.
 //
 //	1 accounts (this file)
 //	2 roster and subscriptions (roster.go)
@@ -130,7 +130,9 @@ func init() {
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+	// Applied migrations are recorded one by one, so a feature's migration
+	// applies whenever it is added, whatever its neighbours' numbers.
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	tx, err := db.BeginTx(ctx, nil)
@@ -138,39 +140,69 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	defer tx.Rollback()
-	var version int
-	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version)
-	if errors.Is(err, sql.ErrNoRows) {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
-			return fmt.Errorf("sqlite: migrate: %w", err)
-		}
-	} else if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+	applied, err := appliedMigrations(ctx, tx)
+	if err != nil {
+		return err
 	}
+	known := map[int]bool{}
 	for i, m := range migrations {
-		if m.version != i+1 {
-			return fmt.Errorf("sqlite: migrations are not numbered 1, 2, 3…: %d at position %d", m.version, i+1)
+		if i > 0 && migrations[i-1].version == m.version {
+			return fmt.Errorf("sqlite: two migrations numbered %d", m.version)
+		}
+		known[m.version] = true
+	}
+	for v := range applied {
+		if !known[v] {
+			return fmt.Errorf("sqlite: the database has migration %d, unknown to this program (a newer version made it)", v)
 		}
 	}
-	if version > len(migrations) {
-		return fmt.Errorf("sqlite: database schema version %d is newer than this program (%d)", version, len(migrations))
-	}
-	for _, m := range migrations[version:] {
+	for _, m := range migrations {
+		if applied[m.version] {
+			continue
+		}
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 			return fmt.Errorf("sqlite: migration %d: %w", m.version, err)
 		}
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, len(migrations)); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, m.version, time.Now().Unix()); err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", m.version, err)
+		}
 	}
 	return tx.Commit()
 }
 
-// SchemaVersion returns the schema version of the database.
-func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
-	var v int
-	err := s.r.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
-	return v, err
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func appliedMigrations(ctx context.Context, q querier) (map[int]bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	defer rows.Close()
+	applied := map[int]bool{}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("sqlite: migrate: %w", err)
+		}
+		applied[v] = true
+	}
+	return applied, rows.Err()
+}
+
+// Migrations returns the versions of the migrations applied to the database.
+func (s *Store) Migrations(ctx context.Context) ([]int, error) {
+	applied, err := appliedMigrations(ctx, s.r)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, 0, len(applied))
+	for v := range applied {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 func isUnique(err error) bool {
