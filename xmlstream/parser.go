@@ -1331,3 +1331,24 @@ func (b *builder) materialize(arena string) *Element {
 	b.mstack = stack[:0]
 	return &elems[0]
 }
+
+// Parse reads one standalone element (a document of its own, such as XML
+// the server stored after receiving it), with limits large enough for any
+// element of that size.
+func Parse(data []byte) (*Element, error) {
+	n := len(data) + 1
+	lim := Limits{MaxElementBytes: n, MaxTextBytes: n, MaxAttrBytes: n, MaxDepth: 1 << 10, MaxAttrs: 1 << 10}
+	p := NewParser(ModeFragments, lim)
+	p.Feed(data)
+	ev, err := p.Next()
+	if err != nil {
+		return nil, err
+	}
+	if ev.Kind != EventElement {
+		return nil, &Error{Condition: CondNotWellFormed, Offset: int64(len(data)), Msg: "no complete element"}
+	}
+	if rest, err := p.Next(); err != nil || rest.Kind != EventNone {
+		return nil, &Error{Condition: CondNotWellFormed, Offset: int64(len(data)), Msg: "more than one element"}
+	}
+	return ev.Element, nil
+}

@@ -599,3 +599,19 @@ func TestQNameFastPath(t *testing.T) {
 	}
 	gen("", 4)
 }
+
+func TestParseStandalone(t *testing.T) {
+	el, err := Parse([]byte(`<vCard xmlns='vcard-temp'><FN>Juliet &amp; co</FN></vCard>`))
+	if err != nil || el.Name != "vCard" || el.ChildText("FN", "vcard-temp") != "Juliet & co" {
+		t.Fatalf("%v %v", el, err)
+	}
+	for _, bad := range []string{"", "<a>", "<a/><b/>", "text", "<a></b>"} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	big := "<a>" + strings.Repeat("x", 200<<10) + "</a>"
+	if _, err := Parse([]byte(big)); err != nil {
+		t.Errorf("large element: %v", err)
+	}
+}

@@ -5,6 +5,8 @@
 //	meerkat user passwd JID [PASSWORD]
 //	meerkat user remove JID
 //	meerkat user list [DOMAIN]
+//	meerkat offline count JID | --all [DOMAIN]
+//	meerkat offline purge JID | --all [DOMAIN]
 //	meerkat config print             the default configuration, commented
 //	meerkat config check FILE        validate a configuration file
 //	meerkat version
@@ -22,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +34,8 @@ import (
 	"github.com/meerkat-xmpp/meerkat/internal/config"
 	"github.com/meerkat-xmpp/meerkat/internal/modules/version"
 	"github.com/meerkat-xmpp/meerkat/internal/server"
+	"github.com/meerkat-xmpp/meerkat/internal/storage"
+	"github.com/meerkat-xmpp/meerkat/jid"
 )
 
 func main() {
@@ -54,6 +59,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = serve(ctx, args, stderr)
 	case "user":
 		err = user(args, stdin, stdout, stderr)
+	case "offline":
+		err = offline(args, stdout, stderr)
 	case "config":
 		err = configCmd(args, stdout)
 	case "version":
@@ -82,6 +89,12 @@ func usage(w io.Writer) {
   meerkat user passwd JID [PASSWORD] change a password
   meerkat user remove JID            delete an account and all its data
   meerkat user list [DOMAIN]         list accounts
+  meerkat offline count JID          the number of offline messages stored for JID
+  meerkat offline count --all [DOMAIN]
+                                     the accounts with offline messages, and how many
+  meerkat offline purge JID          delete the offline messages of JID
+  meerkat offline purge --all [DOMAIN]
+                                     delete every offline message (of DOMAIN)
   meerkat config print               print the default configuration, commented
   meerkat config check FILE          validate a configuration file
   meerkat version                    print the version
@@ -305,6 +318,95 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("user: unknown command %q (add, passwd, remove or list)", sub)
 	}
+	return nil
+}
+
+// offline counts or deletes stored offline messages (XEP-0160). It works
+// while the server runs: both use the same SQLite database.
+func offline(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("offline: count or purge?")
+	}
+	sub, args := args[0], args[1:]
+	if sub != "count" && sub != "purge" {
+		return fmt.Errorf("offline: unknown command %q (count or purge)", sub)
+	}
+	fs := flag.NewFlagSet("meerkat offline "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs, false)
+	all := fs.Bool("all", false, "every account, or every account of DOMAIN")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := c.load(fs)
+	if err != nil {
+		return err
+	}
+	pos := fs.Args()
+	if *all && len(pos) > 1 || !*all && len(pos) != 1 {
+		return fmt.Errorf("offline %s: usage: meerkat offline %s JID, or meerkat offline %s --all [DOMAIN]", sub, sub, sub)
+	}
+	ctx := context.Background()
+	store, err := server.OpenStorage(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	msgs, ok := store.(storage.OfflineStore)
+	if !ok {
+		return fmt.Errorf("offline: the %s storage backend does not store offline messages", cfg.Storage.Backend)
+	}
+
+	if *all {
+		domain := ""
+		if len(pos) == 1 {
+			d, err := jid.Parse(pos[0])
+			if err != nil || !d.IsBare() || d.Local() != "" || !slices.Contains(cfg.Domains, d.Domain()) {
+				return fmt.Errorf("%s is not a served domain (served: %v)", pos[0], cfg.Domains)
+			}
+			domain = d.Domain()
+		}
+		if sub == "count" {
+			counts, err := msgs.OfflineCounts(ctx, domain)
+			if err != nil {
+				return err
+			}
+			for _, c := range counts {
+				fmt.Fprintf(stdout, "%s\t%d\n", c.User, c.Count)
+			}
+			return nil
+		}
+		n, err := msgs.PurgeAllOffline(ctx, domain)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "deleted %d offline messages\n", n)
+		return nil
+	}
+
+	j, err := server.AccountJID(pos[0], cfg.Domains)
+	if err != nil {
+		return err
+	}
+	if ok, err := store.AccountExists(ctx, j); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("%s does not exist", j)
+	}
+	if sub == "count" {
+		n, err := msgs.OfflineCount(ctx, j)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, n)
+		return nil
+	}
+	n, err := msgs.PurgeOffline(ctx, j)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "deleted %d offline messages of %s\n", n, j)
 	return nil
 }
 

@@ -324,14 +324,15 @@ func TestStoryServerIQs(t *testing.T) {
 // TestStoryDeliveryErrors: RFC 6121 §8.5 from the sender's side.
 func TestStoryDeliveryErrors(t *testing.T) {
 	t.Parallel()
-	srv := servertest.Start(t)
+	// Without offline storage, which has its own stories.
+	srv := servertest.Start(t, servertest.Modules("[modules.offline]\nenabled = false"))
 	offline := createUser(t, srv, "offline", "pw")
 	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) {
 		nobody := story.RawAddr("nobody@" + srv.Domain())
 		alice.Send(story.Chat(nobody, "hello?"))
 		alice.Expect(story.IsStanzaError("cancel", "service-unavailable"), story.IsFrom(nobody))
-		// No offline storage yet: a message for an account without
-		// resources is refused.
+		// With offline storage disabled, a message for an account without
+		// resources is refused (RFC 6121 §8.5.2.2.1).
 		alice.Send(story.Chat(offline, "later"))
 		alice.Expect(story.IsStanzaError("cancel", "service-unavailable"))
 		alice.Send(story.Groupchat(bob.Bare(), "wrong type"))

@@ -3,8 +3,16 @@
 package all
 
 import (
+	_ "github.com/meerkat-xmpp/meerkat/internal/modules/blocking"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/disco"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/entitytime"
+	_ "github.com/meerkat-xmpp/meerkat/internal/modules/last"
+	_ "github.com/meerkat-xmpp/meerkat/internal/modules/offline"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/ping"
+	_ "github.com/meerkat-xmpp/meerkat/internal/modules/presence"
+	_ "github.com/meerkat-xmpp/meerkat/internal/modules/private"
+	_ "github.com/meerkat-xmpp/meerkat/internal/modules/register"
+	_ "github.com/meerkat-xmpp/meerkat/internal/modules/roster"
+	_ "github.com/meerkat-xmpp/meerkat/internal/modules/vcard"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/version"
 )

@@ -1,0 +1,395 @@
+// Package offline stores the messages sent to users who have no available
+// resource and delivers them when the user comes back, following
+// XEP-0160 (Best Practices for Handling Offline Messages), with a
+// XEP-0203 <delay/> on each, the storage hints of XEP-0334, and without
+// standalone chat-state notifications (XEP-0085 §5.8).
+//
+// Delivery is claim, deliver, delete (storage.OfflineStore): two resources
+// coming online at once never get the same message, and a message is
+// deleted only after it was handed to a session.
+package offline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meerkat-xmpp/meerkat/internal/module"
+	"github.com/meerkat-xmpp/meerkat/internal/storage"
+	"github.com/meerkat-xmpp/meerkat/jid"
+	"github.com/meerkat-xmpp/meerkat/stanza"
+	"github.com/meerkat-xmpp/meerkat/xmlstream"
+)
+
+// Feature is the service discovery feature of XEP-0160 §4.
+const Feature = "msgoffline"
+
+// Namespaces the module reads.
+const (
+	NSDelay      = stanza.NSDelay      // XEP-0203
+	NSHints      = stanza.NSHints      // XEP-0334
+	NSChatStates = stanza.NSChatStates // XEP-0085
+	NSEvent      = "jabber:x:event"    // XEP-0022, obsolete; ignored like chat states
+)
+
+// Overflow errors (config overflow_error).
+const (
+	OverflowServiceUnavailable = string(stanza.ServiceUnavailable)
+	OverflowResourceConstraint = string(stanza.ResourceConstraint)
+)
+
+// staleClaim is how old a claim must be before another session may take
+// the messages over: the claimer died between claim and delete (a
+// crashed process; in-process failures release their claim at once).
+const staleClaim = 5 * time.Minute
+
+// Config configures the module.
+type Config struct {
+	MaxMessages   int    `toml:"max_messages" comment:"Messages stored per user; when full, senders get overflow_error (0: no limit)."`
+	MaxBytes      int    `toml:"max_bytes" comment:"Total size of the messages stored per user, in bytes (0: no limit). All are delivered at once at login, so keep it well below c2s.max_outbound_bytes."`
+	OverflowError string `toml:"overflow_error" comment:"Error for the sender when the user's storage is full: service-unavailable (as if there were no offline storage, XEP-0160 §2) or resource-constraint (type wait: try later)."`
+}
+
+// Validate implements module.Validator.
+func (c *Config) Validate() []error {
+	var errs []error
+	if c.MaxMessages < 0 {
+		errs = append(errs, errors.New("max_messages: must not be negative"))
+	}
+	if c.MaxBytes < 0 {
+		errs = append(errs, errors.New("max_bytes: must not be negative"))
+	}
+	if c.OverflowError != OverflowServiceUnavailable && c.OverflowError != OverflowResourceConstraint {
+		errs = append(errs, fmt.Errorf("overflow_error: %q is neither %s nor %s", c.OverflowError, OverflowServiceUnavailable, OverflowResourceConstraint))
+	}
+	return errs
+}
+
+func init() {
+	module.Register(module.Factory{
+		Name:             "offline",
+		Doc:              "Offline messages (XEP-0160), delivered with a delay stamp (XEP-0203).",
+		EnabledByDefault: true,
+		Config: func() any {
+			return &Config{MaxMessages: 1000, MaxBytes: 512 << 10, OverflowError: OverflowServiceUnavailable}
+		},
+		New: func(cfg any) (module.Module, error) { return &Offline{cfg: *cfg.(*Config)}, nil },
+	})
+}
+
+// Store is the storage the module uses (storage.OfflineStore implements it).
+type Store interface {
+	PushOffline(ctx context.Context, user jid.JID, msg *storage.OfflineMessage, lim storage.OfflineLimits) error
+	ClaimOffline(ctx context.Context, user jid.JID, claim string, staleBefore time.Time) ([]storage.OfflineMessage, error)
+	DeleteClaimedOffline(ctx context.Context, user jid.JID, claim string) (int, error)
+	ReleaseAllOfflineClaims(ctx context.Context) error
+}
+
+// Offline is the module.
+type Offline struct {
+	cfg   Config
+	store Store
+	host  module.Host
+	log   *slog.Logger
+
+	claimPrefix string
+	claimSeq    atomic.Uint64
+	// locks serialize deliveries to one user (by hash), so that a message
+	// delivered by storeMessage never overtakes older ones a login is
+	// delivering.
+	seed  maphash.Seed
+	locks [64]sync.Mutex
+}
+
+var _ module.Module = (*Offline)(nil)
+
+// Per-session state, kept with Session.SetValue.
+type (
+	// drainedKey: the session was eligible (available, priority ≥ 0)
+	// and has claimed the queue once; a message stored after that is
+	// delivered to it at once (see storeMessage).
+	drainedKey struct{}
+	// priorityKey: the priority of the session's last available
+	// broadcast presence, to see it become non-negative.
+	priorityKey struct{}
+)
+
+// Start implements module.Module.
+func (o *Offline) Start(ctx context.Context, env *module.Env) error {
+	st, ok := env.Store.(Store)
+	if !ok {
+		return fmt.Errorf("offline: the storage backend %T does not store offline messages", env.Store)
+	}
+	o.store, o.host, o.log = st, env.Host, env.Logger
+	var b [6]byte
+	rand.Read(b[:])
+	o.claimPrefix = hex.EncodeToString(b[:]) + "-"
+	o.seed = maphash.MakeSeed()
+	// No session exists yet, so a claim left in storage belongs to a
+	// process that died while delivering: give those messages back.
+	if err := o.store.ReleaseAllOfflineClaims(ctx); err != nil {
+		return fmt.Errorf("offline: %w", err)
+	}
+	env.Hooks.ServerFeatures.Add(env.Owner, 0, Feature)
+	env.Hooks.Offline.Add(env.Owner, 0, o.storeMessage)
+	env.Hooks.InitialPresence.Add(env.Owner, 0, o.initialPresence)
+	// A protocol handler's priority, like the presence module's: it
+	// only watches the priority and never stops the stanza.
+	env.Hooks.UserSend.Add(env.Owner, 50, o.presenceChange)
+	return nil
+}
+
+// Stop implements module.Module.
+func (o *Offline) Stop() error { return nil }
+
+// storeMessage is the Offline hook: the router found no available
+// resource with a non-negative priority (XEP-0160 §2, RFC 6121 §8.5.2.2).
+func (o *Offline) storeMessage(ctx context.Context, ev *module.StanzaEvent) module.Result {
+	st := ev.Stanza
+	switch Classify(st) {
+	case Drop:
+		return module.Stop
+	case Refuse:
+		return module.Continue // the router answers service-unavailable
+	}
+	msg := &storage.OfflineMessage{
+		From:   st.From,
+		Stored: time.Now(),
+		Stanza: withoutForgedDelays(st.El, ev.User.Domain()).String(),
+	}
+	err := o.store.PushOffline(ctx, ev.User, msg, storage.OfflineLimits{MaxMessages: o.cfg.MaxMessages, MaxBytes: o.cfg.MaxBytes})
+	switch {
+	case errors.Is(err, storage.ErrOfflineFull):
+		if o.cfg.OverflowError == OverflowResourceConstraint {
+			o.bounce(ctx, st, &stanza.Error{Condition: stanza.ResourceConstraint, Text: "the recipient's offline storage is full"})
+			return module.Stop
+		}
+		// XEP-0160 §2: the queue is full, service-unavailable (which
+		// the router sends when no hook took the message).
+		return module.Continue
+	case errors.Is(err, storage.ErrNotFound):
+		return module.Continue // the account was just removed
+	case err != nil:
+		o.log.Error("storing an offline message", "user", ev.User.String(), "error", err)
+		return module.Continue
+	}
+	// A session may have become available and claimed the queue between
+	// the router's look at the sessions and this commit: it would not
+	// see this message until its next login. Such a session set
+	// drainedKey before claiming, so it is seen here.
+	for _, s := range o.host.Sessions(ev.User) {
+		if drained, _ := s.Value(drainedKey{}).(bool); drained && s.Available() && s.Priority() >= 0 {
+			o.deliver(ctx, s)
+			break
+		}
+	}
+	return module.Stop
+}
+
+func (o *Offline) bounce(ctx context.Context, st *stanza.Stanza, e *stanza.Error) {
+	if st.IsError() || st.From.IsZero() {
+		return
+	}
+	o.host.Send(ctx, stanza.ErrorReply(st.El, e))
+}
+
+// initialPresence delivers the stored messages to a session that sent
+// initial presence with a non-negative priority (XEP-0160 §2).
+func (o *Offline) initialPresence(ctx context.Context, s module.Session) {
+	s.SetValue(priorityKey{}, s.Priority())
+	if s.Priority() >= 0 {
+		o.drain(ctx, s)
+	}
+}
+
+// presenceChange watches the broadcast presence of sessions already
+// available: one whose priority becomes non-negative gets the messages
+// stored meanwhile (XEP-0160 §2: "when the recipient next sends
+// non-negative available presence").
+func (o *Offline) presenceChange(ctx context.Context, ev *module.StanzaEvent) module.Result {
+	st, s := ev.Stanza, ev.Session
+	if s == nil || st.Kind != stanza.KindPresence || !st.To.IsZero() {
+		return module.Continue
+	}
+	switch st.Type {
+	case stanza.PresenceAvailable:
+		prev, ok := s.Value(priorityKey{}).(int)
+		if !ok {
+			return module.Continue // initial presence: initialPresence runs after routing
+		}
+		now := s.Priority()
+		s.SetValue(priorityKey{}, now)
+		if prev < 0 && now >= 0 {
+			o.drain(ctx, s)
+		}
+	case stanza.PresenceUnavailable:
+		s.SetValue(priorityKey{}, nil)
+	}
+	return module.Continue
+}
+
+// drain marks the session as eligible, then delivers the queue to it.
+func (o *Offline) drain(ctx context.Context, s module.Session) {
+	s.SetValue(drainedKey{}, true)
+	o.deliver(ctx, s)
+}
+
+// deliver claims the user's stored messages, hands them to the session
+// in order with a <delay/> (XEP-0203 §2, XEP-0160 §2) and deletes them.
+func (o *Offline) deliver(ctx context.Context, s module.Session) {
+	user := s.JID().Bare()
+	mu := &o.locks[maphash.String(o.seed, user.String())%uint64(len(o.locks))]
+	mu.Lock()
+	defer mu.Unlock()
+	claim := o.claimPrefix + strconv.FormatUint(o.claimSeq.Add(1), 36)
+	msgs, err := o.store.ClaimOffline(ctx, user, claim, time.Now().Add(-staleClaim))
+	if err != nil {
+		o.log.Error("claiming offline messages", "user", user.String(), "error", err)
+		return
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	from := user.Domainpart()
+	for _, m := range msgs {
+		el, err := parseStored(m.Stanza)
+		if err != nil {
+			// It can never be delivered: log it and let it be deleted.
+			o.log.Error("dropping an unreadable offline message", "user", user.String(), "id", m.ID, "error", err)
+			continue
+		}
+		el.AddChild(Delay(from, m.Stored, "Offline Storage"))
+		s.Deliver(el)
+	}
+	if _, err := o.store.DeleteClaimedOffline(ctx, user, claim); err != nil {
+		// They were delivered: at worst they will be delivered again
+		// (the claim goes stale, or is released at the next start).
+		o.log.Error("deleting delivered offline messages", "user", user.String(), "error", err)
+	}
+}
+
+// Verdict is what becomes of a message that found no available resource.
+type Verdict uint8
+
+const (
+	// Keep: stored for the user's next login.
+	Keep Verdict = iota
+	// Drop: silently discarded; it has no content worth keeping (a
+	// standalone chat state) and an error would only be noise.
+	Drop
+	// Refuse: not stored, and the sender gets service-unavailable as
+	// without offline storage (RFC 6121 §8.5.2.2.1), so that it knows
+	// the message was not delivered.
+	Refuse
+)
+
+// Classify decides what becomes of a message that found no available
+// resource, following XEP-0160 §3 and XEP-0334 §4:
+//
+//   - only normal and chat messages are stored (groupchat, headline and
+//     error never are, §3; the router does not offer them);
+//   - a message with content and <no-store/> (XEP-0334 §4.2) is refused,
+//     even with <store/> as well: not storing is the safe reading of
+//     contradictory hints;
+//   - one with <store/> (§4.4) is stored even without content;
+//   - <no-permanent-store/> (§4.1) allows offline storage, which is
+//     temporary;
+//   - otherwise a message is stored when it has content: a body, a
+//     subject or any payload other than chat states, XEP-0022 events,
+//     delays, hints and a thread, and dropped when it has none (a
+//     standalone chat state: XEP-0085 §5.8, "SHOULD NOT store them
+//     offline"; the rule of ejabberd's store_empty_body =
+//     unless_chat_state).
+func Classify(st *stanza.Stanza) Verdict {
+	if st.Kind != stanza.KindMessage || st.Type != stanza.MessageNormal && st.Type != stanza.MessageChat {
+		return Refuse
+	}
+	content := hasContent(st.El)
+	switch {
+	case st.El.Child("no-store", NSHints) != nil:
+		if content {
+			return Refuse
+		}
+		return Drop
+	case st.El.Child("store", NSHints) != nil:
+		return Keep
+	case content:
+		return Keep
+	}
+	return Drop
+}
+
+func hasContent(el *xmlstream.Element) bool {
+	for c := range el.Elements() {
+		switch c.NS {
+		case NSChatStates, NSHints, NSDelay, NSEvent:
+			continue
+		case stanza.NSClient:
+			if c.Name == "thread" {
+				continue
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// withoutForgedDelays returns el without the <delay/> children that claim
+// to come from the recipient's server (XEP-0203 §6: the server SHOULD
+// discard them); el itself is shared and is not modified.
+func withoutForgedDelays(el *xmlstream.Element, domain string) *xmlstream.Element {
+	forged := func(c *xmlstream.Element) bool {
+		return c != nil && c.Name == "delay" && c.NS == NSDelay && c.Attr("from") == domain
+	}
+	found := false
+	for _, n := range el.Children {
+		if forged(n.Elem) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return el
+	}
+	c := el.ShallowCopy()
+	c.Children = nil
+	for _, n := range el.Children {
+		if !forged(n.Elem) {
+			c.Children = append(c.Children, n)
+		}
+	}
+	return c
+}
+
+// Delay builds the XEP-0203 §2 element: the stamp is UTC in the XEP-0082
+// DateTime profile, with milliseconds.
+func Delay(from jid.JID, stamp time.Time, reason string) *xmlstream.Element {
+	d := xmlstream.NewElement("delay", NSDelay).
+		SetAttr("from", from.String()).
+		SetAttr("stamp", stamp.UTC().Format("2006-01-02T15:04:05.000Z"))
+	if reason != "" {
+		d.AddText(reason)
+	}
+	return d
+}
+
+// parseStored parses a message stored with Element.String; its size and
+// shape were checked when it was received.
+func parseStored(s string) (*xmlstream.Element, error) {
+	el, err := xmlstream.Parse([]byte(s))
+	if err != nil {
+		return nil, err
+	}
+	if el.Name != "message" || el.NS != stanza.NSClient {
+		return nil, errors.New("not a stored <message/>")
+	}
+	return el, nil
+}
