@@ -65,7 +65,7 @@ type peerKind struct {
 
 var peerKinds = map[string]peerKind{
 	"meerkat": {
-		caps:    nil, // the core only, for now
+		caps:    []string{capRoster, capSubscription, capOffline, capVcard},
 		lacking: "not implemented yet",
 		server:  func(t *testing.T) story.Server { return servertest.Start(t) },
 	},

@@ -256,11 +256,14 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
-	store, err := server.OpenStorage(ctx, cfg)
+	// Through the running server when there is one, so that a removed
+	// account's sessions are closed and the modules are told; else on the
+	// database directly.
+	accounts, err := openAccounts(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer accounts.close()
 	pos := fs.Args()
 	switch sub {
 	case "add", "passwd":
@@ -278,13 +281,13 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 		if sub == "add" {
-			if err := server.AddUser(ctx, store, j, password); err != nil {
+			if err := accounts.add(ctx, j, password); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "created %s\n", j)
 			return nil
 		}
-		if err := server.SetPassword(ctx, store, j, password); err != nil {
+		if err := accounts.passwd(ctx, j, password); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "changed the password of %s\n", j)
@@ -296,7 +299,7 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := server.RemoveUser(ctx, store, j); err != nil {
+		if err := accounts.remove(ctx, j); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "removed %s\n", j)
@@ -308,7 +311,7 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if len(pos) == 1 {
 			domain = pos[0]
 		}
-		users, err := store.ListAccounts(ctx, domain)
+		users, err := accounts.list(ctx, domain)
 		if err != nil {
 			return err
 		}

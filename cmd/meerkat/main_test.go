@@ -169,3 +169,49 @@ func (w *watchWriter) String() string {
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
+
+// TestUserCommandsWhileServing: with the server running, the user commands
+// go through it, so removing an account closes its sessions at once.
+func TestUserCommandsWhileServing(t *testing.T) {
+	data := t.TempDir()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &watchWriter{want: "Meerkat is running", seen: make(chan struct{})}
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"serve", "--data", data, "--c2s-addr", addr, "--tls-addr", "", "--http-addr", "127.0.0.1:0"},
+			strings.NewReader(""), &bytes.Buffer{}, logs)
+	}()
+	select {
+	case <-logs.seen:
+	case code := <-done:
+		t.Fatalf("serve exited with %d:\n%s", code, logs.String())
+	}
+	if code, out, errOut := meerkat(t, "", "user", "add", "--data", data, "carl@localhost", "pw"); code != 0 || !strings.Contains(out, "created") {
+		t.Fatalf("add: %d %s %s", code, out, errOut)
+	}
+	srv := &story.External{DomainName: "localhost", Addrs: map[story.Transport]string{story.TCP: addr}, TLS: &tls.Config{InsecureSkipVerify: true}}
+	carl, err := story.Connect(ctx, t, srv, story.Account{Localpart: "carl", Password: "pw"}, story.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := meerkat(t, "", "user", "list", "--data", data); code != 0 || out != "carl@localhost\n" {
+		t.Fatalf("list: %d %q", code, out)
+	}
+	if code, _, errOut := meerkat(t, "", "user", "add", "--data", data, "carl@localhost", "pw"); code != 1 || !strings.Contains(errOut, "already exists") {
+		t.Fatalf("duplicate: %d %s", code, errOut)
+	}
+	if code, out, errOut := meerkat(t, "", "user", "remove", "--data", data, "carl@localhost"); code != 0 || !strings.Contains(out, "removed") {
+		t.Fatalf("remove: %d %s %s", code, out, errOut)
+	}
+	carl.Expect(story.IsStreamError("not-authorized"))
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	// With the server stopped the commands use the database.
+	if code, out, _ := meerkat(t, "", "user", "list", "--data", data); code != 0 || out != "" {
+		t.Fatalf("list after stop: %d %q", code, out)
+	}
+}

@@ -244,8 +244,9 @@ type Hooks struct {
 	// is stamped and before it is routed.
 	UserSend HookList[StanzaHook]
 	// UserReceive runs once per stanza addressed to a local account (bare
-	// or full JID) before it is handed to sessions. Presence and messages
-	// addressed to the account itself go through it too.
+	// or full JID) from someone else, before it is handed to sessions or,
+	// for an IQ to the bare JID, before the server answers it for the
+	// account.
 	UserReceive HookList[StanzaHook]
 	// Offline runs when a message cannot be delivered to any session of
 	// an existing account (RFC 6121 §8.5.2.2); a handler that stores it

@@ -390,6 +390,12 @@ func (r *Router) toBare(ctx context.Context, st *stanza.Stanza, from module.Sess
 			r.noSuchUser(ctx, st)
 			return
 		}
+		// The account's filters (blocking) apply to the IQs the server
+		// answers for it too.
+		ev := module.StanzaEvent{Stanza: st, User: user}
+		if module.RunStanza(ctx, &r.hooks.UserReceive, &ev) == module.Stop {
+			return
+		}
 		// §8.5.2.1.3: the server answers on behalf of the user.
 		r.handleIQ(ctx, st, from, module.TargetBare)
 		return
