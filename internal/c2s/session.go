@@ -123,6 +123,11 @@ func (s *Session) SetValue(key, value any) {
 // Deliver implements module.Session: the stanza is serialized into the
 // output buffer at once, so the element may be shared with other sessions.
 func (s *Session) Deliver(el *xmlstream.Element) {
+	for _, h := range s.srv.hooks.Outgoing.Hooks() {
+		if h.Fn(s, el) == module.Stop {
+			return
+		}
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()

@@ -142,6 +142,17 @@ type StanzaEvent struct {
 // StanzaHook handles a stanza event.
 type StanzaHook func(ctx context.Context, ev *StanzaEvent) Result
 
+// DeliveredHook is told which sessions of a local account a message was
+// handed to (the carbons module copies it to the others).
+type DeliveredHook func(ctx context.Context, st *stanza.Stanza, user jid.JID, to []Session)
+
+// OutgoingHook sees every stanza about to be queued for a session (by the
+// router or by a module); Stop means the hook took it: it keeps it for
+// later (Client State Indication) or drops it. It runs on the delivering
+// goroutine, must be quick, and must not call Deliver on the same session
+// for the element it took.
+type OutgoingHook func(s Session, el *xmlstream.Element) Result
+
 // SessionHook is told about a session that opened or closed.
 type SessionHook func(ctx context.Context, s Session)
 
@@ -248,6 +259,11 @@ type Hooks struct {
 	// for an IQ to the bare JID, before the server answers it for the
 	// account.
 	UserReceive HookList[StanzaHook]
+	// MessageDelivered runs after a message for a local account was handed
+	// to one or more of its sessions.
+	MessageDelivered HookList[DeliveredHook]
+	// Outgoing runs in Session.Deliver for every stanza about to be queued.
+	Outgoing HookList[OutgoingHook]
 	// Offline runs when a message cannot be delivered to any session of
 	// an existing account (RFC 6121 §8.5.2.2); a handler that stores it
 	// returns Stop.
@@ -375,6 +391,8 @@ func (h *Hooks) RemoveOwner(owner string) {
 	h.UserSend.RemoveOwner(owner)
 	h.UserReceive.RemoveOwner(owner)
 	h.Offline.RemoveOwner(owner)
+	h.MessageDelivered.RemoveOwner(owner)
+	h.Outgoing.RemoveOwner(owner)
 	h.ToServer.RemoveOwner(owner)
 	h.SessionOpened.RemoveOwner(owner)
 	h.SessionClosed.RemoveOwner(owner)
@@ -420,6 +438,12 @@ func (h *Hooks) Owners() map[string]bool {
 		add(x.Owner)
 	}
 	for _, x := range h.Offline.Hooks() {
+		add(x.Owner)
+	}
+	for _, x := range h.MessageDelivered.Hooks() {
+		add(x.Owner)
+	}
+	for _, x := range h.Outgoing.Hooks() {
 		add(x.Owner)
 	}
 	for _, x := range h.ToServer.Hooks() {

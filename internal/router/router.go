@@ -448,13 +448,28 @@ func (r *Router) deliverBare(ctx context.Context, st *stanza.Stanza, user jid.JI
 		r.offline(ctx, st, user)
 		return
 	}
+	var to []module.Session
+	collect := r.hooks.MessageDelivered.Len() > 0
 	for _, s := range sessions {
 		if !s.Available() || s.Priority() < 0 {
 			continue
 		}
 		if st.Type == stanza.MessageHeadline || s.Priority() == best {
 			s.Deliver(st.El)
+			if collect {
+				to = append(to, s)
+			}
 		}
+	}
+	if collect {
+		r.delivered(ctx, st, user, to)
+	}
+}
+
+// delivered runs the MessageDelivered hooks.
+func (r *Router) delivered(ctx context.Context, st *stanza.Stanza, user jid.JID, to []module.Session) {
+	for _, h := range r.hooks.MessageDelivered.Hooks() {
+		h.Fn(ctx, st, user, to)
 	}
 }
 
@@ -486,6 +501,9 @@ func (r *Router) toFull(ctx context.Context, st *stanza.Stanza, from module.Sess
 	if target != nil {
 		// §8.5.3.1: deliver to the resource.
 		target.Deliver(st.El)
+		if st.Kind == stanza.KindMessage && r.hooks.MessageDelivered.Len() > 0 {
+			r.delivered(ctx, st, user, []module.Session{target})
+		}
 		return
 	}
 	// §8.5.3.2: no resource matches.
