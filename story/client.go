@@ -50,6 +50,15 @@ type Options struct {
 	// then counts the stanzas it receives and answers the server's <r/>
 	// with <a h='…'/> by itself; <r/> elements are not queued.
 	StreamManagement bool
+	// Resume asks for resumption when enabling stream management (§5);
+	// the client's SMID is then the id to resume with.
+	Resume bool
+	// ResumeFrom resumes the session of an earlier client (whose
+	// connection was cut, see Cut) instead of binding a new resource
+	// (XEP-0198 §5): the new client continues its JID and its count of
+	// handled stanzas, and gets again what that one had not handled.
+	// Initial presence is not sent (the session has it).
+	ResumeFrom *Client
 	// Timeout bounds connecting (when the context has no deadline), is the
 	// deadline of Expect, Collect and IQ, and bounds the wait for the
 	// server's </stream:stream> in Close. DefaultTimeout when zero.
@@ -142,6 +151,7 @@ type Client struct {
 
 	smOn      atomic.Bool
 	smHandled atomic.Uint32 // XEP-0198 §4 "h": stanzas received since <enabled/>
+	smID      string        // resumption id from <enabled/>
 
 	closeOnce sync.Once
 	closeErr  error
@@ -176,7 +186,7 @@ func Connect(ctx context.Context, t testing.TB, srv Server, acct Account, opts O
 	if t != nil {
 		t.Cleanup(func() { c.Close() })
 	}
-	if !opts.NoPresence {
+	if !c.opts.NoPresence {
 		if err := c.initialPresence(ctx); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("story: connect %s: %w", acct.JID, err)
@@ -235,6 +245,9 @@ func (c *Client) negotiate(ctx context.Context) error {
 		return err
 	}
 	c.feats = features
+	if prev := c.opts.ResumeFrom; prev != nil {
+		return c.resume(prev, to)
+	}
 	if features.Child("bind", stanza.NSBind) == nil {
 		return errors.New("the server does not offer resource binding")
 	}
@@ -256,7 +269,11 @@ func (c *Client) negotiate(ctx context.Context) error {
 		if features.Child("sm", NSSM) == nil {
 			return errors.New("stream management requested but the server does not offer urn:xmpp:sm:3")
 		}
-		if err := c.s.writeElement(xmlstream.NewElement("enable", NSSM), to); err != nil {
+		enable := xmlstream.NewElement("enable", NSSM)
+		if c.opts.Resume {
+			enable.SetAttr("resume", "true")
+		}
+		if err := c.s.writeElement(enable, to); err != nil {
 			return fmt.Errorf("sm enable: %w", err)
 		}
 		el, err := c.syncWait(func(el *xmlstream.Element) bool {
@@ -268,9 +285,63 @@ func (c *Client) negotiate(ctx context.Context) error {
 		if el.Name == "failed" {
 			return fmt.Errorf("sm enable: the server answered %s", brief(el))
 		}
+		c.smID = el.Attr("id")
 		c.smOn.Store(true)
 	}
 	return nil
+}
+
+// ResumeError is the <failed/> answer to a resumption.
+type ResumeError struct{ Failed *xmlstream.Element }
+
+func (e *ResumeError) Error() string { return "sm resume: the server answered " + brief(e.Failed) }
+
+// resume resumes prev's session on this connection (XEP-0198 §5).
+func (c *Client) resume(prev *Client, timeout time.Duration) error {
+	if prev.smID == "" {
+		return errors.New("sm resume: the earlier client has no resumption id")
+	}
+	handled := prev.SMHandled()
+	r := xmlstream.NewElement("resume", NSSM).SetAttr("previd", prev.smID).
+		SetAttr("h", strconv.FormatUint(uint64(handled), 10))
+	if err := c.s.writeElement(r, timeout); err != nil {
+		return fmt.Errorf("sm resume: %w", err)
+	}
+	el, err := c.syncWait(func(el *xmlstream.Element) bool {
+		return el.NS == NSSM && (el.Name == "resumed" || el.Name == "failed")
+	})
+	if err != nil {
+		return fmt.Errorf("sm resume: %w", err)
+	}
+	if el.Name == "failed" {
+		return &ResumeError{Failed: el}
+	}
+	c.jid, c.smID = prev.jid, prev.smID
+	c.smHandled.Store(handled)
+	c.smOn.Store(true)
+	c.opts.NoPresence = true
+	if c.name == "" {
+		c.name = c.jid.String()
+	}
+	return nil
+}
+
+// SMID is the resumption id the server gave (XEP-0198 §5).
+func (c *Client) SMID() string { return c.smID }
+
+// Cut closes the connection abruptly, without </stream:stream>, as a
+// phone losing its network does; the server sees the connection fail.
+// The client is then closed.
+func (c *Client) Cut() {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closing = true
+		c.footerSent = true
+		c.notifyLocked()
+		c.mu.Unlock()
+		c.s.close()
+		<-c.closed
+	})
 }
 
 // bind binds a resource (RFC 6120 §7.5–7.7).

@@ -36,6 +36,9 @@ const (
 	// DirectTLS is TLS from the first byte (XEP-0368, "xmpps-client").
 	// The address is host:port.
 	DirectTLS Transport = "directtls"
+	// WebSocket is XMPP over WebSocket (RFC 7395). The address is the
+	// URL: ws://host:port/path or wss://…
+	WebSocket Transport = "websocket"
 )
 
 // String returns the transport's name.
@@ -53,6 +56,8 @@ type codec struct {
 	// footer closes the stream.
 	footer string
 	mode   xmlstream.Mode
+	// encode serializes an element to send; nil: in the stream's scope.
+	encode func(el *xmlstream.Element) []byte
 }
 
 func codecFor(t Transport) (*codec, error) {
@@ -61,6 +66,8 @@ func codecFor(t Transport) (*codec, error) {
 		return &codec{dial: dialTCP, startTLS: true, header: streamHeader, footer: streamFooter, mode: xmlstream.ModeStream}, nil
 	case DirectTLS:
 		return &codec{dial: dialDirectTLS, header: streamHeader, footer: streamFooter, mode: xmlstream.ModeStream}, nil
+	case WebSocket:
+		return webSocketCodec, nil
 	}
 	return nil, fmt.Errorf("unknown transport %q", string(t))
 }
@@ -168,8 +175,11 @@ func (s *stream) recorded() []byte {
 
 // tlsState returns the TLS connection state, if the connection is TLS.
 func (s *stream) tlsState() *tls.ConnectionState {
-	if tc, ok := s.current().(*tls.Conn); ok {
+	if tc, ok := s.current().(interface{ ConnectionState() tls.ConnectionState }); ok {
 		st := tc.ConnectionState()
+		if !st.HandshakeComplete {
+			return nil
+		}
 		return &st
 	}
 	return nil
@@ -190,6 +200,9 @@ func (s *stream) write(data []byte, timeout time.Duration) error {
 }
 
 func (s *stream) writeElement(el *xmlstream.Element, timeout time.Duration) error {
+	if s.codec.encode != nil {
+		return s.write(s.codec.encode(el), timeout)
+	}
 	return s.write(el.AppendXML(nil, xmlstream.StreamScope(stanza.NSClient)), timeout)
 }
 

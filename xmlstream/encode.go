@@ -15,6 +15,8 @@ type Scope struct {
 	// inside an XMPP stream; elements in NSStream are then written as
 	// <stream:features/>, <stream:error/>.
 	StreamPrefix bool
+
+	declareStream bool // declare the stream prefix on this element
 }
 
 // StreamScope is the scope of a first-level element of a stream whose
@@ -32,6 +34,11 @@ func (e *Element) AppendXML(dst []byte, s Scope) []byte {
 		dst = append(dst, "stream:"...)
 	}
 	dst = append(dst, e.Name...)
+	if prefixed && s.declareStream {
+		dst = append(dst, " xmlns:stream='"...)
+		dst = append(dst, NSStream...)
+		dst = append(dst, '\'')
+	}
 	if !prefixed && e.NS != s.DefaultNS {
 		dst = append(dst, " xmlns='"...)
 		dst = AppendEscapedAttr(dst, e.NS)
@@ -113,6 +120,17 @@ func attrPrefix(earlier []Attr, ns string) int {
 		}
 	}
 	return -1
+}
+
+// AppendStandalone appends e as a document of its own, the way RFC 7395
+// §3.3.3 frames carry elements: its namespace declared, and an element of
+// the streams namespace written with the stream prefix and its
+// declaration (<stream:features xmlns:stream='…'>).
+func (e *Element) AppendStandalone(dst []byte) []byte {
+	if e.NS == NSStream {
+		return e.AppendXML(dst, Scope{StreamPrefix: true, declareStream: true})
+	}
+	return e.AppendXML(dst, Scope{})
 }
 
 // String returns e serialized as a standalone element.

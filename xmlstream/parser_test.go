@@ -615,3 +615,20 @@ func TestParseStandalone(t *testing.T) {
 		t.Errorf("large element: %v", err)
 	}
 }
+
+func TestAppendStandalone(t *testing.T) {
+	features := NewElement("features", NSStream).AddChild(NewElement("mechanisms", "urn:ietf:params:xml:ns:xmpp-sasl").
+		AddChild(NewElement("mechanism", "urn:ietf:params:xml:ns:xmpp-sasl").AddText("PLAIN")))
+	got := string(features.AppendStandalone(nil))
+	want := `<stream:features xmlns:stream='http://etherx.jabber.org/streams'><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>`
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	if again, err := Parse([]byte(got)); err != nil || !Equal(again, features) {
+		t.Fatalf("reparse: %v", err)
+	}
+	msg := NewElement("message", "jabber:client").AddChild(NewElement("body", "jabber:client").AddText("hi"))
+	if got := string(msg.AppendStandalone(nil)); got != `<message xmlns='jabber:client'><body>hi</body></message>` {
+		t.Fatalf("message: %s", got)
+	}
+}

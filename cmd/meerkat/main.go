@@ -208,7 +208,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	a := srv.Addrs()
 	log.Info("Meerkat is running", "version", versionString(), "domains", cfg.Domains, "data", cfg.DataDir,
-		"starttls", addrString(a.StartTLS), "direct_tls", addrString(a.DirectTLS), "http", addrString(a.HTTP))
+		"starttls", addrString(a.StartTLS), "direct_tls", addrString(a.DirectTLS), "http", addrString(a.HTTP), "https", addrString(a.HTTPS))
 	self := "meerkat"
 	if strings.Contains(os.Args[0], "go-build") {
 		self = "go run ./cmd/meerkat"

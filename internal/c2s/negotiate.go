@@ -15,7 +15,7 @@ import (
 
 // handleSASL runs SASL negotiation (RFC 6120 §6.4).
 func (s *Session) handleSASL(ctx context.Context, el *xmlstream.Element) error {
-	if s.srv.cfg.RequireTLS && !s.secure {
+	if s.srv.cfg.RequireTLS && !s.tr.secure() {
 		// Mechanisms are not offered before TLS (§5.3.1).
 		return s.saslFailure(&sasl.Failure{Condition: sasl.EncryptionRequired})
 	}
@@ -76,8 +76,10 @@ func (s *Session) saslStep(ctx context.Context, in []byte) error {
 	}
 	s.sendElement(success)
 	// The client restarts the stream, maybe in the same packet.
-	s.parser.Restart()
+	s.tr.restart()
+	s.mu.Lock()
 	s.headerSent = false
+	s.mu.Unlock()
 	s.streamID = randomID()
 	return nil
 }
@@ -177,7 +179,7 @@ func (s *Session) bind(ctx context.Context, st *stanza.Stanza) error {
 	s.mu.Lock()
 	replaced, err := s.srv.router.Register(s)
 	if err == nil {
-		s.out = result.AppendXML(s.out, xmlstream.StreamScope(stanza.NSClient))
+		s.appendLocked(result)
 		s.startFlushLocked()
 	}
 	s.mu.Unlock()

@@ -59,6 +59,26 @@ type Config struct {
 	// CloseGrace is how long the server waits for the client's closing
 	// tag after sending its own (RFC 6120 §4.4).
 	CloseGrace time.Duration
+	// SM configures stream management (XEP-0198).
+	SM SMConfig
+}
+
+// SMConfig configures stream management (XEP-0198).
+type SMConfig struct {
+	// MaxUnacked bounds the stanzas kept until the client acknowledges
+	// them; a client that lets more pile up is disconnected with
+	// <resource-constraint/>.
+	MaxUnacked int
+	// AckEvery makes the server ask for an acknowledgement (<r/>) after
+	// that many stanzas…
+	AckEvery int
+	// AckInterval …or when stanzas have waited that long.
+	AckInterval time.Duration
+	// ResumeTimeout is how long a session whose connection broke waits to
+	// be resumed (XEP-0198 §5); a client may ask for less, or for more up
+	// to MaxResumeTimeout.
+	ResumeTimeout    time.Duration
+	MaxResumeTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -80,6 +100,21 @@ func (c *Config) setDefaults() {
 	if c.CloseGrace <= 0 {
 		c.CloseGrace = 2 * time.Second
 	}
+	if c.SM.MaxUnacked <= 0 {
+		c.SM.MaxUnacked = 5000
+	}
+	if c.SM.AckEvery <= 0 {
+		c.SM.AckEvery = 5
+	}
+	if c.SM.AckInterval <= 0 {
+		c.SM.AckInterval = 30 * time.Second
+	}
+	if c.SM.ResumeTimeout <= 0 {
+		c.SM.ResumeTimeout = 5 * time.Minute
+	}
+	if c.SM.MaxResumeTimeout < c.SM.ResumeTimeout {
+		c.SM.MaxResumeTimeout = max(time.Hour, c.SM.ResumeTimeout)
+	}
 }
 
 // Server accepts client connections and runs their sessions.
@@ -98,6 +133,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	sessions  map[*Session]struct{}
+	resumable map[string]*Session // by stream management id
 	closing   bool
 	wg        sync.WaitGroup
 }
@@ -115,6 +151,7 @@ func NewServer(cfg Config, r *router.Router, hooks *module.Hooks, accounts stora
 		log:       log,
 		listeners: map[net.Listener]struct{}{},
 		sessions:  map[*Session]struct{}{},
+		resumable: map[string]*Session{},
 	}
 	if cfg.TLS != nil && len(cfg.TLS.Certificates) > 0 {
 		cert := cfg.TLS.Certificates[0]
@@ -169,24 +206,27 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 			return err
 		}
 		backoff = 0
-		sess := newSession(s, conn, directTLS)
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			conn.Close()
-			continue
-		}
-		s.sessions[sess] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			sess.run(s.ctx)
-			s.mu.Lock()
-			delete(s.sessions, sess)
-			s.mu.Unlock()
-		}()
+		go s.serveSession(newSession(s, newTCPTransport(conn, directTLS, &s.cfg)))
 	}
+}
+
+// serveSession runs a session on the calling goroutine, tracked for
+// Shutdown.
+func (s *Server) serveSession(sess *Session) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		sess.tr.close()
+		return
+	}
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	sess.run(s.ctx)
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
 }
 
 func isTemporary(err error) bool {
@@ -222,7 +262,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.cancel()
 		for _, sess := range sessions {
-			sess.conn.Close()
+			sess.mu.Lock()
+			tr := sess.tr
+			sess.mu.Unlock()
+			tr.close()
 		}
 		return ctx.Err()
 	}

@@ -3,7 +3,6 @@ package c2s
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/base32"
 	"errors"
 	"io"
@@ -21,56 +20,62 @@ import (
 	"github.com/meerkat-xmpp/meerkat/xmlstream"
 )
 
-// Session is one client connection, from accept to close. The fields in
-// the first group belong to the reader goroutine; the output fields are
-// guarded by mu; the presence fields are atomics read by the router.
+// Session is one client session, from the first connection to its end;
+// with stream management (XEP-0198) it may outlive its connection and
+// continue on a new one. The fields in the first group belong to the
+// reader goroutine; the output and stream-management fields are guarded
+// by mu; the presence fields are atomics read by the router.
 type Session struct {
-	srv       *Server
-	conn      net.Conn
-	directTLS bool
-	parser    *xmlstream.Parser
+	srv *Server
 
 	// Reader goroutine state.
-	streamID    string
-	domain      string
-	headerSent  bool
-	secure      bool
-	authedUser  string // normalized localpart after SASL success
-	authFails   int
-	conv        *sasl.Conversation
-	bound       bool
-	jid         jid.JID // set once before the session is registered
-	deadline    time.Time
-	tokens      float64 // rate limiter
-	lastRefill  time.Time
-	established time.Time
+	streamID   string
+	domain     string
+	authedUser string // normalized localpart after SASL success
+	authFails  int
+	conv       *sasl.Conversation
+	bound      bool
+	jid        jid.JID // set once before the session is registered
+	deadline   time.Time
+	handedOver bool // its connection went to a session it resumed
 
 	available atomic.Bool
 	priority  atomic.Int32
 	presence  atomic.Pointer[xmlstream.Element]
 	lastRead  atomic.Int64 // unix nanoseconds
 
-	mu       sync.Mutex
-	drained  *sync.Cond // signalled when the flusher stops
-	out      []byte
-	spare    []byte
-	flushing bool
-	closing  bool // nothing more may be queued
-	closeErr *stanza.StreamError
-	values   map[any]any
+	mu         sync.Mutex
+	tr         transport // the current connection
+	drained    *sync.Cond
+	out        []byte // queued for the client
+	ends       []int  // message ends in out, for framed transports
+	spare      []byte
+	flushing   bool
+	closing    bool // nothing more may be queued
+	headerSent bool
+	sm         smState
+	detached   bool        // waiting for resumption: nothing is written
+	resume     *resumption // a new connection taking over
+	done       bool        // over for good: no resumption any more
 
-	replaced atomic.Bool // another session bound the same full JID
+	resumeSignal chan struct{}
+	replaced     atomic.Bool // another session bound the same full JID
+
+	leaveOnce  sync.Once
+	registered bool // it was in the router when it left (leaveRouter)
+
+	vmu    sync.RWMutex // apart from mu: read on every delivery by hooks
+	values map[any]any
 }
 
 var _ module.Session = (*Session)(nil)
 
-func newSession(srv *Server, conn net.Conn, directTLS bool) *Session {
+func newSession(srv *Server, tr transport) *Session {
 	s := &Session{
-		srv:       srv,
-		conn:      conn,
-		directTLS: directTLS,
-		parser:    xmlstream.NewParser(xmlstream.ModeStream, srv.cfg.Limits),
-		streamID:  randomID(),
+		srv:          srv,
+		tr:           tr,
+		streamID:     randomID(),
+		resumeSignal: make(chan struct{}, 1),
 	}
 	s.drained = sync.NewCond(&s.mu)
 	s.lastRead.Store(time.Now().UnixNano())
@@ -105,15 +110,15 @@ func (s *Session) LastActivity() time.Time { return time.Unix(0, s.lastRead.Load
 
 // Value implements module.Session.
 func (s *Session) Value(key any) any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.vmu.RLock()
+	defer s.vmu.RUnlock()
 	return s.values[key]
 }
 
 // SetValue implements module.Session.
 func (s *Session) SetValue(key, value any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.vmu.Lock()
+	defer s.vmu.Unlock()
 	if s.values == nil {
 		s.values = map[any]any{}
 	}
@@ -121,44 +126,58 @@ func (s *Session) SetValue(key, value any) {
 }
 
 // Deliver implements module.Session: the stanza is serialized into the
-// output buffer at once, so the element may be shared with other sessions.
-func (s *Session) Deliver(el *xmlstream.Element) {
+// output buffer at once, so the element may be shared with other
+// sessions. With stream management it is also kept until the client
+// acknowledges it. A session that is ending refuses stanzas: the router
+// then delivers them elsewhere (XEP-0198 §5).
+func (s *Session) Deliver(el *xmlstream.Element) bool {
 	for _, h := range s.srv.hooks.Outgoing.Hooks() {
 		if h.Fn(s, el) == module.Stop {
-			return
+			return true
 		}
 	}
 	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return
+	defer s.mu.Unlock()
+	if s.closing || s.done {
+		return false
 	}
-	s.out = el.AppendXML(s.out, xmlstream.StreamScope(stanza.NSClient))
+	if s.sm.enabled && stanza.KindOf(el, stanza.NSClient) != stanza.KindOther && !s.smQueueLocked(el) {
+		return false // the queue overflowed: the session is closing
+	}
+	if s.detached {
+		return true // kept for the resumption
+	}
+	s.appendLocked(el)
 	if len(s.out) > s.srv.cfg.MaxOutboundBytes {
-		// The client does not read: give up on it (documented in the README).
+		// The client does not read: give up on it (documented in the
+		// README). The stanza is queued: with stream management it is
+		// rerouted with the rest when the session ends.
 		s.closeLocked(stanza.NewStreamError(stanza.StreamPolicyViolation, "too much data queued for a client that does not read"))
-		s.mu.Unlock()
-		return
+		return true
 	}
+	s.smRequestLocked(false)
 	s.startFlushLocked()
-	s.mu.Unlock()
+	return true
 }
 
-// send queues raw bytes (stream headers, negotiation elements).
-func (s *Session) send(b []byte) {
-	s.mu.Lock()
-	if !s.closing {
-		s.out = append(s.out, b...)
-		s.startFlushLocked()
+// appendLocked queues one element.
+func (s *Session) appendLocked(el *xmlstream.Element) {
+	s.out = s.tr.appendElement(s.out, el)
+	s.frameLocked()
+}
+
+// frameLocked ends a message of a framed transport.
+func (s *Session) frameLocked() {
+	if s.tr.framed() {
+		s.ends = append(s.ends, len(s.out))
 	}
-	s.mu.Unlock()
 }
 
-// sendElement queues a first-level element.
+// sendElement queues a first-level element that is not a stanza.
 func (s *Session) sendElement(el *xmlstream.Element) {
 	s.mu.Lock()
-	if !s.closing {
-		s.out = el.AppendXML(s.out, xmlstream.StreamScope(stanza.NSClient))
+	if !s.closing && !s.detached {
+		s.appendLocked(el)
 		s.startFlushLocked()
 	}
 	s.mu.Unlock()
@@ -173,13 +192,13 @@ func (s *Session) startFlushLocked() {
 
 // flush writes the output buffer until it is empty; it runs on its own
 // goroutine, started by startFlushLocked, and ends when nothing is left
-// (or the connection failed). After a close it closes the write side.
+// or the connection failed.
 func (s *Session) flush() {
 	for {
 		s.mu.Lock()
 		if len(s.out) == 0 {
 			s.flushing = false
-			closing := s.closing
+			closing, tr := s.closing, s.tr
 			// Idle sessions should not pin large buffers.
 			if cap(s.spare) > 8<<10 {
 				s.spare = nil
@@ -190,38 +209,33 @@ func (s *Session) flush() {
 			s.drained.Broadcast()
 			s.mu.Unlock()
 			if closing {
-				s.afterClosingFlushed()
+				// The closing tag is out: give the client a moment to
+				// close its side (RFC 6120 §4.4), then the reader stops.
+				tr.interrupt(time.Now().Add(s.srv.cfg.CloseGrace))
 			}
 			return
 		}
-		buf := s.out
-		s.out, s.spare = s.spare[:0], nil
+		buf, ends, tr := s.out, s.ends, s.tr
+		s.out, s.ends, s.spare = s.spare[:0], nil, nil
 		s.mu.Unlock()
 
-		s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
-		_, err := s.conn.Write(buf)
+		err := tr.write(buf, ends, time.Now().Add(s.srv.cfg.WriteTimeout))
 
 		s.mu.Lock()
 		s.spare = buf[:0]
 		if err != nil {
-			// The client is gone or too slow: drop what is queued; the
-			// reader will notice the closed connection and clean up.
-			s.closing = true
-			s.out = nil
+			// The client is gone or too slow. What was queued is lost
+			// unless stream management keeps it; the reader notices the
+			// closed connection and ends or detaches the session.
+			s.out, s.ends = nil, nil
 			s.flushing = false
 			s.drained.Broadcast()
 			s.mu.Unlock()
-			s.conn.Close()
+			tr.close()
 			return
 		}
 		s.mu.Unlock()
 	}
-}
-
-// afterClosingFlushed runs when the closing tag has been written: give
-// the client a moment to close its side, then close the connection.
-func (s *Session) afterClosingFlushed() {
-	s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.CloseGrace))
 }
 
 // waitDrained blocks until everything queued is written.
@@ -246,141 +260,112 @@ func (s *Session) closeLocked(err *stanza.StreamError) {
 	if s.closing {
 		return
 	}
+	if err != nil && err.Condition == stanza.StreamConnectionTimeout && s.sm.resumable && s.bound && !s.detached {
+		// The client stopped answering (ping, idle timeout): its
+		// connection is probably dead. Keep the session for a resumption
+		// (XEP-0198 §5) rather than end it: stop the reader, which detaches.
+		s.tr.interrupt(time.Now())
+		return
+	}
+	s.closing = true
+	// From now on stanzas for this resource go elsewhere.
+	s.leaveRouter()
+	if s.detached {
+		// No connection to tell: end the wait for a resumption.
+		s.signalResume()
+		return
+	}
 	if !s.headerSent {
 		// RFC 6120 §4.9.1.2: an error before the header needs one first.
-		s.out = s.appendHeader(s.out, "")
+		s.out = s.tr.appendOpen(s.out, s.streamID, s.domain, "")
+		s.frameLocked()
 		s.headerSent = true
 	}
 	if err != nil {
-		s.closeErr = err
-		s.out = err.Element().AppendXML(s.out, xmlstream.StreamScope(stanza.NSClient))
+		s.appendLocked(err.Element())
 	}
-	s.out = append(s.out, "</stream:stream>"...)
-	s.closing = true
-	if s.flushing {
-		return // the running flusher sees closing when it is done
+	s.out = s.tr.appendClose(s.out)
+	s.frameLocked()
+	if !s.flushing {
+		s.flushing = true
+		go s.flush()
 	}
-	s.flushing = true
-	go s.flush()
-}
-
-// appendHeader appends the response stream header (RFC 6120 §4.7).
-func (s *Session) appendHeader(dst []byte, to string) []byte {
-	dst = append(dst, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='"...)
-	dst = append(dst, s.streamID...)
-	if s.domain != "" {
-		dst = append(dst, "' from='"...)
-		dst = xmlstream.AppendEscapedAttr(dst, s.domain)
-	}
-	if to != "" {
-		dst = append(dst, "' to='"...)
-		dst = xmlstream.AppendEscapedAttr(dst, to)
-	}
-	return append(dst, "' version='1.0' xml:lang='en'>"...)
 }
 
 // errClosed tells the read loop that the session is over.
 var errClosed = errors.New("c2s: session closed")
 
-// run is the reader goroutine: it lives as long as the connection.
+// run is the reader goroutine: it lives as long as the session, across
+// the connections it resumes on.
 func (s *Session) run(ctx context.Context) {
 	defer s.finish(ctx)
 	s.deadline = time.Now().Add(s.srv.cfg.HandshakeTimeout)
-	if s.directTLS {
-		if err := s.handshakeTLS(ctx); err != nil {
-			s.srv.log.Debug("direct TLS handshake failed", "remote", s.conn.RemoteAddr().String(), "error", err)
-			return
-		}
-	}
-	buf := make([]byte, s.srv.cfg.ReadBufferSize)
-	for {
-		if s.bound {
-			if t := s.srv.cfg.IdleTimeout; t > 0 {
-				s.conn.SetReadDeadline(time.Now().Add(t))
-			} else {
-				s.conn.SetReadDeadline(time.Time{})
-			}
-		} else {
-			s.conn.SetReadDeadline(s.deadline)
-		}
-		n, err := s.conn.Read(buf)
-		if n > 0 {
-			s.lastRead.Store(time.Now().UnixNano())
-			s.parser.Feed(buf[:n])
-			if perr := s.processInput(ctx); perr != nil {
-				return
-			}
-			s.shape(n)
-		}
-		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			var ne net.Error
-			if !closing && errors.As(err, &ne) && ne.Timeout() {
-				s.Close(stanza.NewStreamError(stanza.StreamConnectionTimeout, ""))
-				s.waitDrained()
-			}
-			if !errors.Is(err, io.EOF) && !closing && !errors.Is(err, net.ErrClosed) {
-				s.srv.log.Debug("read failed", "remote", s.conn.RemoteAddr().String(), "error", err)
-			}
-			return
-		}
-	}
-}
-
-// shape slows the reader down when the client sends faster than allowed.
-func (s *Session) shape(n int) {
-	rate := float64(s.srv.cfg.RateBytesPerSecond)
-	if rate <= 0 {
+	if err := s.tr.handshake(ctx, s.deadline); err != nil {
+		s.srv.log.Debug("TLS handshake failed", "remote", s.tr.remoteAddr(), "error", err)
 		return
 	}
-	burst := rate
-	if lim := float64(s.parser.Limits().MaxElementBytes); lim > burst {
-		burst = lim
-	}
-	now := time.Now()
-	if s.lastRefill.IsZero() {
-		s.tokens = burst
-	} else {
-		s.tokens = min(burst, s.tokens+now.Sub(s.lastRefill).Seconds()*rate)
-	}
-	s.lastRefill = now
-	s.tokens -= float64(n)
-	if s.tokens < 0 {
-		// Not reading is the backpressure: TCP makes the client wait.
-		time.Sleep(time.Duration(-s.tokens / rate * float64(time.Second)))
+	for {
+		err := s.readLoop(ctx)
+		if errors.Is(err, errClosed) || s.handedOver {
+			return
+		}
+		// The connection failed or timed out: another one may have taken
+		// over, or may take over (XEP-0198 §5).
+		if s.adoptResumption() || s.detach(ctx) {
+			for _, h := range s.srv.hooks.SessionResumed.Hooks() {
+				h.Fn(ctx, s)
+			}
+			continue
+		}
+		s.mu.Lock()
+		closing := s.closing
+		s.mu.Unlock()
+		var ne net.Error
+		if !closing && errors.As(err, &ne) && ne.Timeout() {
+			s.Close(stanza.NewStreamError(stanza.StreamConnectionTimeout, ""))
+			s.waitDrained()
+			return
+		}
+		if !closing && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errWebSocketClosed) {
+			s.srv.log.Debug("read failed", "remote", s.tr.remoteAddr(), "error", err)
+		}
+		return
 	}
 }
 
-// processInput handles every event the parser has for the input fed.
-func (s *Session) processInput(ctx context.Context) error {
+// readLoop handles events until the session closes (errClosed) or the
+// connection fails (its error).
+func (s *Session) readLoop(ctx context.Context) error {
 	for {
-		ev, err := s.parser.Next()
+		deadline := s.deadline
+		if s.bound {
+			deadline = time.Time{}
+			if t := s.srv.cfg.IdleTimeout; t > 0 {
+				deadline = time.Now().Add(t)
+			}
+		}
+		ev, err := s.tr.next(deadline)
 		if err != nil {
 			var perr *xmlstream.Error
 			if errors.As(err, &perr) {
 				s.Close(stanza.StreamErrorFromParser(perr))
-			} else {
-				s.Close(stanza.NewStreamError(stanza.StreamInternalServerError, ""))
+				return errClosed
 			}
-			return errClosed
+			return err
 		}
+		s.lastRead.Store(time.Now().UnixNano())
 		switch ev.Kind {
-		case xmlstream.EventNone:
-			return nil
 		case xmlstream.EventStreamOpen:
-			if err := s.openStream(ev); err != nil {
-				return err
-			}
+			err = s.openStream(ev)
 		case xmlstream.EventStreamClose:
 			// RFC 6120 §4.4: answer with our closing tag and end.
 			s.Close(nil)
 			return errClosed
 		case xmlstream.EventElement:
-			if err := s.handleElement(ctx, ev.Element); err != nil {
-				return err
-			}
+			err = s.handleElement(ctx, ev.Element)
+		}
+		if err != nil {
+			return err
 		}
 	}
 }
@@ -391,48 +376,47 @@ func (s *Session) fail(cond stanza.StreamCondition, text string) error {
 	return errClosed
 }
 
-// finish runs when the reader stops: the session leaves the router, the
-// modules are told, and the connection is closed once the output is out.
+// finish runs when the session is over: it leaves the router, its
+// unacknowledged stanzas are routed elsewhere, the modules are told, and
+// the connection is closed once the output is out.
 func (s *Session) finish(ctx context.Context) {
-	if s.bound {
-		if s.srv.router.Unregister(s) || s.replaced.Load() {
-			for _, h := range s.srv.hooks.SessionClosed.Hooks() {
-				h.Fn(ctx, s)
-			}
-		}
-	}
 	s.mu.Lock()
+	s.done = true
 	if !s.closing {
 		// The connection broke (or the reader failed): nothing more can
 		// be written.
 		s.closing = true
-		s.out = nil
+		s.out, s.ends = nil, nil
 	}
+	s.smStopLocked()
+	s.leaveRouter()
+	queue := s.sm.queue
+	s.sm.queue = nil
 	s.mu.Unlock()
+	s.srv.forgetResumable(s)
+	if s.registered {
+		s.reroute(ctx, queue)
+		for _, h := range s.srv.hooks.SessionClosed.Hooks() {
+			h.Fn(ctx, s)
+		}
+	}
 	s.waitDrained()
-	s.conn.Close()
+	if !s.handedOver {
+		s.mu.Lock()
+		tr := s.tr
+		s.mu.Unlock()
+		tr.close()
+	}
 }
 
-func (s *Session) handshakeTLS(ctx context.Context) error {
-	tc := tls.Server(s.conn, s.srv.cfg.TLS)
-	s.conn.SetDeadline(s.deadline)
-	hctx, cancel := context.WithDeadline(ctx, s.deadline)
-	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
-		return err
-	}
-	s.conn.SetDeadline(time.Time{})
-	s.conn = tc
-	s.secure = true
-	return nil
-}
-
-func (s *Session) tlsState() *tls.ConnectionState {
-	if tc, ok := s.conn.(*tls.Conn); ok {
-		st := tc.ConnectionState()
-		return &st
-	}
-	return nil
+// leaveRouter takes a bound session out of the router, once; called with
+// mu held (the lock order is session, then router).
+func (s *Session) leaveRouter() {
+	s.leaveOnce.Do(func() {
+		if s.bound {
+			s.registered = s.srv.router.Unregister(s) || s.replaced.Load()
+		}
+	})
 }
 
 // openStream validates a stream header and answers with ours and the
@@ -456,7 +440,8 @@ func (s *Session) openStream(ev xmlstream.Event) error {
 		}
 	}
 	s.mu.Lock()
-	s.out = s.appendHeader(s.out, clientFrom)
+	s.out = s.tr.appendOpen(s.out, s.streamID, s.domain, clientFrom)
+	s.frameLocked()
 	s.headerSent = true
 	s.mu.Unlock()
 	switch {
@@ -488,7 +473,7 @@ func (s *Session) features() *xmlstream.Element {
 	f := xmlstream.NewElement("features", stanza.NSStream)
 	switch {
 	case s.authedUser == "":
-		if !s.secure && s.srv.cfg.TLS != nil {
+		if s.tr.canStartTLS() {
 			st := xmlstream.NewElement("starttls", stanza.NSTLS)
 			if s.srv.cfg.RequireTLS {
 				st.AddChild(xmlstream.NewElement("required", stanza.NSTLS))
@@ -498,6 +483,9 @@ func (s *Session) features() *xmlstream.Element {
 				// RFC 6120 §5.3.1: only STARTTLS until TLS is in place.
 				return f
 			}
+		}
+		if s.srv.cfg.RequireTLS && !s.tr.secure() {
+			return f // no way to authenticate safely on this connection
 		}
 		ci := s.connInfo()
 		auth := s.srv.sasl[s.domain]
@@ -524,6 +512,8 @@ func (s *Session) features() *xmlstream.Element {
 		// RFC 6121 Appendix E: session establishment is a no-op we still
 		// advertise for old clients, marked optional.
 		f.AddChild(xmlstream.NewElement("session", stanza.NSSession).AddChild(xmlstream.NewElement("optional", stanza.NSSession)))
+		// XEP-0198 §2: stream management, resumption included.
+		f.AddChild(xmlstream.NewElement("sm", NSSM))
 		for _, h := range s.srv.hooks.StreamFeatures.Hooks() {
 			if el := h.Fn(); el != nil {
 				f.AddChild(el)
@@ -536,7 +526,8 @@ func (s *Session) features() *xmlstream.Element {
 const nsSASLCB = "urn:xmpp:sasl-cb:0"
 
 func (s *Session) connInfo() sasl.ConnInfo {
-	return sasl.ConnInfo{TLS: s.tlsState(), Certificate: s.srv.leaf, Domain: jid.MustParse(s.domain)}
+	d, _ := jid.Parse(s.domain)
+	return sasl.ConnInfo{TLS: s.tr.tlsState(), Certificate: s.srv.leaf, Domain: d}
 }
 
 // handleElement handles a first-level element according to the state of
@@ -544,7 +535,7 @@ func (s *Session) connInfo() sasl.ConnInfo {
 func (s *Session) handleElement(ctx context.Context, el *xmlstream.Element) error {
 	switch el.NS {
 	case stanza.NSTLS:
-		if el.Name == "starttls" && !s.secure && s.authedUser == "" && s.srv.cfg.TLS != nil {
+		if el.Name == "starttls" && s.authedUser == "" && s.tr.canStartTLS() {
 			return s.startTLS(ctx)
 		}
 		// RFC 6120 §5.4.2.2: STARTTLS is not possible now; <failure/>
@@ -557,9 +548,13 @@ func (s *Session) handleElement(ctx context.Context, el *xmlstream.Element) erro
 			return s.fail(stanza.StreamUnsupportedStanzaType, "already authenticated")
 		}
 		return s.handleSASL(ctx, el)
+	case NSSM:
+		if s.authedUser != "" {
+			return s.handleSM(ctx, el)
+		}
 	}
 	if s.authedUser == "" {
-		if el.Name == "iq" && el.NS == stanza.NSClient && (s.secure || !s.srv.cfg.RequireTLS) {
+		if el.Name == "iq" && el.NS == stanza.NSClient && (s.tr.secure() || !s.srv.cfg.RequireTLS) {
 			if handled, err := s.handlePreAuthIQ(ctx, el); handled {
 				return err
 			}
@@ -580,18 +575,17 @@ func (s *Session) handleElement(ctx context.Context, el *xmlstream.Element) erro
 func (s *Session) startTLS(ctx context.Context) error {
 	s.sendElement(xmlstream.NewElement("proceed", stanza.NSTLS))
 	s.waitDrained()
-	if err := s.handshakeTLS(ctx); err != nil {
-		s.srv.log.Debug("STARTTLS handshake failed", "remote", s.conn.RemoteAddr().String(), "error", err)
+	if err := s.tr.startTLS(ctx, s.srv.cfg.TLS, s.deadline); err != nil {
+		s.srv.log.Debug("STARTTLS handshake failed", "remote", s.tr.remoteAddr(), "error", err)
 		s.mu.Lock()
 		s.closing = true
-		s.out = nil
+		s.out, s.ends = nil, nil
 		s.mu.Unlock()
 		return errClosed
 	}
-	// RFC 6120 §5.4.3.3: a new stream, and nothing sent in clear before
-	// the handshake counts.
-	s.parser.Reset()
+	s.mu.Lock()
 	s.headerSent = false
+	s.mu.Unlock()
 	s.streamID = randomID()
 	return nil
 }
@@ -607,6 +601,8 @@ func (s *Session) handleStanza(ctx context.Context, el *xmlstream.Element) error
 		// RFC 6120 §4.9.3.24.
 		return s.fail(stanza.StreamUnsupportedStanzaType, "")
 	}
+	// XEP-0198 §4: every stanza received counts, whatever becomes of it.
+	s.sm.in++
 	// RFC 6120 §8.1.2.1: the server stamps the full JID as 'from',
 	// whatever the client said.
 	el.SetAttr("from", s.jid.String())

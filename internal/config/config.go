@@ -56,6 +56,12 @@ type C2S struct {
 	MaxSessionsPerUser int      `toml:"max_sessions_per_user" comment:"Most resources one account may bind at once."`
 	MaxOutboundBytes   int      `toml:"max_outbound_bytes" comment:"Data queued for a client that does not read before it is disconnected."`
 	RateBytesPerSecond int      `toml:"rate_bytes_per_second" comment:"Most bytes per second a client may send (0: no limit); faster clients are read more slowly."`
+
+	SMMaxUnacked       int      `toml:"sm_max_unacked" comment:"Stream management (XEP-0198): stanzas kept until the client acknowledges them; beyond, it is disconnected."`
+	SMAckEvery         int      `toml:"sm_ack_every" comment:"Ask the client for an acknowledgement after this many stanzas…"`
+	SMAckInterval      Duration `toml:"sm_ack_interval" comment:"…or when stanzas have waited this long."`
+	SMResumeTimeout    Duration `toml:"sm_resume_timeout" comment:"How long a session whose connection broke can be resumed."`
+	SMMaxResumeTimeout Duration `toml:"sm_max_resume_timeout" comment:"The longest resumption time a client may ask for."`
 }
 
 // TLS configures certificates.
@@ -64,9 +70,12 @@ type TLS struct {
 	KeyFile  string `toml:"key_file" comment:"PEM private key."`
 }
 
-// HTTP configures the HTTP listener.
+// HTTP configures the HTTP listeners (WebSocket, BOSH, admin API).
 type HTTP struct {
-	Addr string `toml:"addr" comment:"Address of the HTTP listener; empty disables."`
+	Addr             string   `toml:"addr" comment:"Address of the HTTP listener; empty disables."`
+	TLSAddr          string   `toml:"tls_addr" comment:"Address of the HTTPS listener, with the c2s certificate (wss://, https://); empty disables."`
+	WebSocketOrigins []string `toml:"websocket_origins" comment:"Origins allowed to open WebSockets besides the server's own; \"*\" for any."`
+	BehindTLSProxy   bool     `toml:"behind_tls_proxy" comment:"Plain-HTTP requests come through a proxy that terminated TLS: treat them as encrypted."`
 }
 
 // Storage configures the backend.
@@ -113,8 +122,13 @@ func Default() Config {
 			MaxSessionsPerUser: 32,
 			MaxOutboundBytes:   1 << 20,
 			RateBytesPerSecond: 0,
+			SMMaxUnacked:       5000,
+			SMAckEvery:         5,
+			SMAckInterval:      Duration{30 * time.Second},
+			SMResumeTimeout:    Duration{5 * time.Minute},
+			SMMaxResumeTimeout: Duration{time.Hour},
 		},
-		HTTP:    HTTP{Addr: ":5280"},
+		HTTP:    HTTP{Addr: ":5280", TLSAddr: ":5281", WebSocketOrigins: []string{"*"}},
 		Storage: Storage{Backend: "sqlite", Synchronous: "NORMAL"},
 	}
 }
@@ -242,7 +256,7 @@ func (c *Config) Validate() error {
 		bad("log_format: %q is neither text nor json", c.LogFormat)
 	}
 	for _, a := range []struct{ key, addr string }{
-		{"c2s.starttls_addr", c.C2S.Addr}, {"c2s.tls_addr", c.C2S.TLSAddr}, {"http.addr", c.HTTP.Addr},
+		{"c2s.starttls_addr", c.C2S.Addr}, {"c2s.tls_addr", c.C2S.TLSAddr}, {"http.addr", c.HTTP.Addr}, {"http.tls_addr", c.HTTP.TLSAddr},
 	} {
 		if a.addr == "" {
 			continue
@@ -267,6 +281,7 @@ func (c *Config) Validate() error {
 		{"c2s.max_stanza_bytes", c.C2S.MaxStanzaBytes}, {"c2s.max_depth", c.C2S.MaxDepth},
 		{"c2s.max_attributes", c.C2S.MaxAttributes}, {"c2s.max_auth_failures", c.C2S.MaxAuthFailures},
 		{"c2s.max_sessions_per_user", c.C2S.MaxSessionsPerUser}, {"c2s.max_outbound_bytes", c.C2S.MaxOutboundBytes},
+		{"c2s.sm_max_unacked", c.C2S.SMMaxUnacked}, {"c2s.sm_ack_every", c.C2S.SMAckEvery},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {
@@ -281,6 +296,17 @@ func (c *Config) Validate() error {
 	}
 	if c.C2S.HandshakeTimeout.Duration <= 0 {
 		bad("c2s.handshake_timeout: must be positive")
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"c2s.sm_ack_interval", c.C2S.SMAckInterval.Duration}, {"c2s.sm_resume_timeout", c.C2S.SMResumeTimeout.Duration}} {
+		if d.v <= 0 {
+			bad("%s: must be positive", d.key)
+		}
+	}
+	if c.C2S.SMMaxResumeTimeout.Duration < c.C2S.SMResumeTimeout.Duration {
+		bad("c2s.sm_max_resume_timeout: must not be less than sm_resume_timeout")
 	}
 	if c.C2S.IdleTimeout.Duration < 0 {
 		bad("c2s.idle_timeout: must not be negative")

@@ -21,8 +21,10 @@ type Session interface {
 	// StreamID is the id of the stream (RFC 6120 §4.7.3).
 	StreamID() string
 	// Deliver queues a stanza for the client. Stanzas are written in the
-	// order they were delivered; Deliver never blocks on the network.
-	Deliver(el *xmlstream.Element)
+	// order they were delivered; Deliver never blocks on the network. It
+	// reports false when the session did not take the stanza because it is
+	// ending: the caller then delivers it as if the resource were gone.
+	Deliver(el *xmlstream.Element) bool
 	// Available reports whether the client has sent available presence
 	// and not unavailable presence since (RFC 6121 §4.2, §4.5).
 	Available() bool
@@ -274,6 +276,11 @@ type Hooks struct {
 	SessionOpened HookList[SessionHook]
 	// SessionClosed runs when a bound session ends, cleanly or not.
 	SessionClosed HookList[SessionHook]
+	// SessionResumed runs when a session continues on a new connection
+	// (stream management, XEP-0198 §5), before anything the client sent
+	// on it is read: per-connection state resets here (XEP-0352 §5.2: a
+	// resumed stream starts active).
+	SessionResumed HookList[SessionHook]
 	// InitialPresence runs when a session sends its initial presence
 	// (RFC 6121 §4.2), after the presence was routed: probes, pending
 	// subscription requests and offline messages are sent from here.
@@ -396,6 +403,7 @@ func (h *Hooks) RemoveOwner(owner string) {
 	h.ToServer.RemoveOwner(owner)
 	h.SessionOpened.RemoveOwner(owner)
 	h.SessionClosed.RemoveOwner(owner)
+	h.SessionResumed.RemoveOwner(owner)
 	h.InitialPresence.RemoveOwner(owner)
 	h.UserRemoving.RemoveOwner(owner)
 	h.UserRemoved.RemoveOwner(owner)
@@ -453,6 +461,9 @@ func (h *Hooks) Owners() map[string]bool {
 		add(x.Owner)
 	}
 	for _, x := range h.SessionClosed.Hooks() {
+		add(x.Owner)
+	}
+	for _, x := range h.SessionResumed.Hooks() {
 		add(x.Owner)
 	}
 	for _, x := range h.InitialPresence.Hooks() {

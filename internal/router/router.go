@@ -450,16 +450,22 @@ func (r *Router) deliverBare(ctx context.Context, st *stanza.Stanza, user jid.JI
 	}
 	var to []module.Session
 	collect := r.hooks.MessageDelivered.Len() > 0
+	taken := false
 	for _, s := range sessions {
 		if !s.Available() || s.Priority() < 0 {
 			continue
 		}
-		if st.Type == stanza.MessageHeadline || s.Priority() == best {
-			s.Deliver(st.El)
+		if (st.Type == stanza.MessageHeadline || s.Priority() == best) && s.Deliver(st.El) {
+			taken = true
 			if collect {
 				to = append(to, s)
 			}
 		}
+	}
+	if !taken {
+		// The sessions picked were ending: as if none were there.
+		r.offline(ctx, st, user)
+		return
 	}
 	if collect {
 		r.delivered(ctx, st, user, to)
@@ -500,11 +506,13 @@ func (r *Router) toFull(ctx context.Context, st *stanza.Stanza, from module.Sess
 	}
 	if target != nil {
 		// §8.5.3.1: deliver to the resource.
-		target.Deliver(st.El)
-		if st.Kind == stanza.KindMessage && r.hooks.MessageDelivered.Len() > 0 {
-			r.delivered(ctx, st, user, []module.Session{target})
+		if target.Deliver(st.El) {
+			if st.Kind == stanza.KindMessage && r.hooks.MessageDelivered.Len() > 0 {
+				r.delivered(ctx, st, user, []module.Session{target})
+			}
+			return
 		}
-		return
+		// The session was ending: as if the resource were gone (§8.5.3.2).
 	}
 	// §8.5.3.2: no resource matches.
 	switch st.Kind {

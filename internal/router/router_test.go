@@ -40,10 +40,11 @@ func (s *fakeSession) Close(err *stanza.StreamError) {
 	s.closed = err
 	s.mu.Unlock()
 }
-func (s *fakeSession) Deliver(el *xmlstream.Element) {
+func (s *fakeSession) Deliver(el *xmlstream.Element) bool {
 	s.mu.Lock()
 	s.got = append(s.got, el)
 	s.mu.Unlock()
+	return true
 }
 func (s *fakeSession) take() []*xmlstream.Element {
 	s.mu.Lock()

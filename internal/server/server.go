@@ -60,7 +60,7 @@ type runningModule struct {
 
 // Addrs are the addresses the server listens on (nil when disabled).
 type Addrs struct {
-	StartTLS, DirectTLS, HTTP net.Addr
+	StartTLS, DirectTLS, HTTP, HTTPS net.Addr
 }
 
 // New builds a server from a configuration; Start makes it listen.
@@ -124,6 +124,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		MaxAuthFailures:    cfg.C2S.MaxAuthFailures,
 		MaxOutboundBytes:   cfg.C2S.MaxOutboundBytes,
 		RateBytesPerSecond: cfg.C2S.RateBytesPerSecond,
+		SM: c2s.SMConfig{
+			MaxUnacked:       cfg.C2S.SMMaxUnacked,
+			AckEvery:         cfg.C2S.SMAckEvery,
+			AckInterval:      cfg.C2S.SMAckInterval.Duration,
+			ResumeTimeout:    cfg.C2S.SMResumeTimeout.Duration,
+			MaxResumeTimeout: cfg.C2S.SMMaxResumeTimeout.Duration,
+		},
 	}, s.router, s.hooks, s.store, auth, log.With("component", "c2s"))
 	if err != nil {
 		return nil, err
@@ -212,6 +219,11 @@ func (s *Server) Start() error {
 		s.closeListeners()
 		return err
 	}
+	httpsLn, err := listen(s.cfg.HTTP.TLSAddr)
+	if err != nil {
+		s.closeListeners()
+		return err
+	}
 	serve := func(ln net.Listener, directTLS bool) {
 		defer s.wg.Done()
 		if err := s.c2s.Serve(ln, directTLS); err != nil {
@@ -228,20 +240,30 @@ func (s *Server) Start() error {
 		s.wg.Add(1)
 		go serve(direct, true)
 	}
+	if httpLn != nil || httpsLn != nil {
+		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	serveHTTP := func(ln net.Listener) {
+		defer s.wg.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			s.log.Error("HTTP listener failed", "addr", ln.Addr().String(), "error", err)
+		}
+	}
 	if httpLn != nil {
 		s.addrs.HTTP = httpLn.Addr()
 		if err := s.startAdmin(httpLn.Addr()); err != nil {
 			s.closeListeners()
 			return err
 		}
-		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
-				s.log.Error("HTTP listener failed", "error", err)
-			}
-		}()
+		go serveHTTP(httpLn)
+	}
+	if httpsLn != nil {
+		s.addrs.HTTPS = httpsLn.Addr()
+		conf := s.tls.Clone()
+		conf.NextProtos = []string{"http/1.1"} // WebSocket upgrades need HTTP/1.1
+		s.wg.Add(1)
+		go serveHTTP(tls.NewListener(httpsLn, conf))
 	}
 	return nil
 }
@@ -255,6 +277,11 @@ func (s *Server) httpHandler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("/admin/", s.adminHandler())
+	// RFC 7395: XMPP over WebSocket.
+	mux.Handle("GET /ws-xmpp", s.c2s.WebSocketHandler(c2s.WebSocketOptions{
+		Origins:        s.cfg.HTTP.WebSocketOrigins,
+		BehindTLSProxy: s.cfg.HTTP.BehindTLSProxy,
+	}))
 	return mux
 }
 

@@ -39,6 +39,7 @@ func Start(t testing.TB, opts ...func(*config.Config)) *Server {
 	cfg.C2S.Addr = "127.0.0.1:0"
 	cfg.C2S.TLSAddr = "127.0.0.1:0"
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.HTTP.TLSAddr = "127.0.0.1:0"
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -87,6 +88,11 @@ func (s *Server) Addr(t story.Transport) (string, bool) {
 	case story.DirectTLS:
 		if a.DirectTLS != nil {
 			return a.DirectTLS.String(), true
+		}
+	case story.WebSocket:
+		// wss:// on the HTTPS listener, with the c2s certificate.
+		if a.HTTPS != nil {
+			return "wss://" + a.HTTPS.String() + "/ws-xmpp", true
 		}
 	}
 	return "", false

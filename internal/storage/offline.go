@@ -60,6 +60,10 @@ type OfflineStore interface {
 	// DeleteClaimedOffline deletes the messages claimed with claim and
 	// returns how many there were.
 	DeleteClaimedOffline(ctx context.Context, user jid.JID, claim string) (int, error)
+	// DeleteClaimedOfflineThrough deletes the messages claimed with claim
+	// whose ID is at most lastID (those delivered before a delivery
+	// stopped), and returns how many there were.
+	DeleteClaimedOfflineThrough(ctx context.Context, user jid.JID, claim string, lastID int64) (int, error)
 	// ReleaseOffline gives the messages claimed with claim back to the queue.
 	ReleaseOffline(ctx context.Context, user jid.JID, claim string) error
 	// ReleaseAllOfflineClaims gives every claimed message back (at start,

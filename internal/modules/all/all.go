@@ -4,6 +4,8 @@ package all
 
 import (
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/blocking"
+	_ "github.com/meerkat-xmpp/meerkat/internal/modules/carbons"
+	_ "github.com/meerkat-xmpp/meerkat/internal/modules/csi"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/disco"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/entitytime"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/last"

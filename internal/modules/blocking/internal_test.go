@@ -139,10 +139,11 @@ func (s *fakeSession) SetValue(key, value any) {
 	}
 	s.values[key] = value
 }
-func (s *fakeSession) Deliver(el *xmlstream.Element) {
+func (s *fakeSession) Deliver(el *xmlstream.Element) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.delivered = append(s.delivered, el)
+	return true
 }
 
 type fakeHost struct {

@@ -96,7 +96,7 @@ func (s *fakeSession) SetValue(k, v any) { s.values[k] = v }
 func newSession(full string) *fakeSession {
 	return &fakeSession{jid: jid.MustParse(full), values: map[any]any{}}
 }
-func (s *fakeSession) Deliver(*xmlstream.Element) {}
+func (s *fakeSession) Deliver(*xmlstream.Element) bool { return true }
 
 type clock struct{ t time.Time }
 

@@ -111,10 +111,11 @@ func (s *fakeSession) Priority() int                 { return s.priority }
 func (s *fakeSession) Presence() *xmlstream.Element  { return nil }
 func (s *fakeSession) LastActivity() time.Time       { return time.Now() }
 func (s *fakeSession) Close(err *stanza.StreamError) {}
-func (s *fakeSession) Deliver(el *xmlstream.Element) {
+func (s *fakeSession) Deliver(el *xmlstream.Element) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.delivered = append(s.delivered, el)
+	return true
 }
 func (s *fakeSession) Value(key any) any {
 	s.mu.Lock()

@@ -90,6 +90,8 @@ type Store interface {
 	PushOffline(ctx context.Context, user jid.JID, msg *storage.OfflineMessage, lim storage.OfflineLimits) error
 	ClaimOffline(ctx context.Context, user jid.JID, claim string, staleBefore time.Time) ([]storage.OfflineMessage, error)
 	DeleteClaimedOffline(ctx context.Context, user jid.JID, claim string) (int, error)
+	DeleteClaimedOfflineThrough(ctx context.Context, user jid.JID, claim string, lastID int64) (int, error)
+	ReleaseOffline(ctx context.Context, user jid.JID, claim string) error
 	ReleaseAllOfflineClaims(ctx context.Context) error
 }
 
@@ -259,7 +261,7 @@ func (o *Offline) deliver(ctx context.Context, s module.Session) {
 		return
 	}
 	from := user.Domainpart()
-	for _, m := range msgs {
+	for i, m := range msgs {
 		el, err := parseStored(m.Stanza)
 		if err != nil {
 			// It can never be delivered: log it and let it be deleted.
@@ -267,7 +269,18 @@ func (o *Offline) deliver(ctx context.Context, s module.Session) {
 			continue
 		}
 		el.AddChild(Delay(from, m.Stored, "Offline Storage"))
-		s.Deliver(el)
+		if !s.Deliver(el) {
+			// The session is ending: keep the rest for the next login.
+			if i > 0 {
+				if _, err := o.store.DeleteClaimedOfflineThrough(ctx, user, claim, msgs[i-1].ID); err != nil {
+					o.log.Error("deleting delivered offline messages", "user", user.String(), "error", err)
+				}
+			}
+			if err := o.store.ReleaseOffline(ctx, user, claim); err != nil {
+				o.log.Error("releasing offline messages", "user", user.String(), "error", err)
+			}
+			return
+		}
 	}
 	if _, err := o.store.DeleteClaimedOffline(ctx, user, claim); err != nil {
 		// They were delivered: at worst they will be delivered again

@@ -138,6 +138,17 @@ func (s *Store) DeleteClaimedOffline(ctx context.Context, user jid.JID, claim st
 	return int(n), nil
 }
 
+// DeleteClaimedOfflineThrough implements storage.OfflineStore.
+func (s *Store) DeleteClaimedOfflineThrough(ctx context.Context, user jid.JID, claim string, lastID int64) (int, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM offline_messages WHERE domain = ? AND username = ? AND claim = ? AND id <= ?`,
+		user.Domain(), user.Local(), claim, lastID)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete delivered offline messages of %s: %w", user, err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
 // ReleaseOffline implements storage.OfflineStore.
 func (s *Store) ReleaseOffline(ctx context.Context, user jid.JID, claim string) error {
 	_, err := s.w.ExecContext(ctx, `UPDATE offline_messages SET claim = NULL, claimed_at = NULL

@@ -102,8 +102,28 @@ func testOffline(t *testing.T, b storage.Backend) {
 	if err := s.PushOffline(ctx, alice, late, storage.OfflineLimits{}); err != nil {
 		t.Fatal(err)
 	}
+	// A delivery that stopped after the first message deletes only that
+	// one and gives the others back.
+	if n, err := s.DeleteClaimedOfflineThrough(ctx, alice, "c4", ids[0]); err != nil || n != 1 {
+		t.Fatalf("delete through the first: %d %v", n, err)
+	}
+	if err := s.ReleaseOffline(ctx, alice, "c4"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ClaimOffline(ctx, alice, "c4", time.Now().Add(-time.Minute)); err != nil || len(got) != 3 || got[0].ID != ids[1] || got[2].ID != late.ID {
+		t.Fatalf("claim after a partial delivery: %v %v", got, err)
+	}
+	if err := s.ReleaseOffline(ctx, alice, "c4"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ClaimOffline(ctx, alice, "c4", time.Now().Add(-time.Minute)); err != nil || len(got) != 3 {
+		t.Fatalf("claim again: %v %v", got, err)
+	}
 	if n, err := s.DeleteClaimedOffline(ctx, alice, "c4"); err != nil || n != 3 {
 		t.Fatalf("delete claimed: %d %v", n, err)
+	}
+	if err := s.PushOffline(ctx, alice, late, storage.OfflineLimits{}); err != nil {
+		t.Fatal(err)
 	}
 	if n, _ := s.OfflineCount(ctx, alice); n != 1 {
 		t.Fatalf("count after delivery: %d", n)

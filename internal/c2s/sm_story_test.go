@@ -1,0 +1,385 @@
+package c2s_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/meerkat-xmpp/meerkat/internal/config"
+	"github.com/meerkat-xmpp/meerkat/internal/module"
+	"github.com/meerkat-xmpp/meerkat/internal/servertest"
+	"github.com/meerkat-xmpp/meerkat/jid"
+	"github.com/meerkat-xmpp/meerkat/stanza"
+	"github.com/meerkat-xmpp/meerkat/story"
+	"github.com/meerkat-xmpp/meerkat/xmlstream"
+)
+
+// Stream management (XEP-0198) stories, over TCP and WebSocket.
+
+var smTransports = []story.Transport{story.TCP, story.WebSocket}
+
+func smAccount(t *testing.T, srv *servertest.Server, name string) story.Account {
+	u := createUser(t, srv, name, "pw")
+	return story.Account{Localpart: u.Local(), Password: "pw", JID: u}
+}
+
+// TestStorySMEnable: <enable/> with and without resumption, acks both ways.
+func TestStorySMEnable(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	for _, tr := range smTransports {
+		t.Run(string(tr), func(t *testing.T) {
+			t.Parallel()
+			story.RunWith(t, srv, story.Users{"alice": 1, "bob": 1}, story.Options{Transport: tr, StreamManagement: true, Resume: true},
+				func(alice, bob *story.Client) {
+					if alice.SMID() == "" {
+						t.Fatal("no resumption id")
+					}
+					for i := range 12 {
+						alice.Send(story.Chat(bob.JID(), "m"+strconv.Itoa(i)))
+					}
+					for i := range 12 {
+						bob.Expect(story.IsChat("m" + strconv.Itoa(i)))
+					}
+					// The server asked for acks (every 5 stanzas) and the
+					// client answered with its count: the 12 messages and
+					// the presence it got before.
+					if h := bob.SMHandled(); h < 12 {
+						t.Fatalf("handled %d", h)
+					}
+					// The client asks: the server answers with what it got.
+					alice.SendRaw("<r xmlns='urn:xmpp:sm:3'/>")
+					a := alice.Expect(story.IsSMAck())
+					if n, err := strconv.Atoi(a.Attr("h")); err != nil || n < 12 {
+						t.Fatalf("server h = %s", a.Attr("h"))
+					}
+				})
+		})
+	}
+}
+
+func TestStorySMErrors(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	r, _ := dialBound(t, srv)
+	// <r/> before enabling is not allowed.
+	r.Send("<r xmlns='urn:xmpp:sm:3'/>")
+	if err := r.ExpectStreamError("unsupported-stanza-type"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Enabling before binding fails (§3).
+	u := createUser(t, srv, "early", "pw")
+	r = dialSecure(t, srv, story.TCP)
+	r.Auth(u.Local(), "pw")
+	r.OpenStream(srv.Domain())
+	r.Send("<enable xmlns='urn:xmpp:sm:3'/>")
+	if el, err := r.Next(); err != nil || el.Name != "failed" || el.Child("unexpected-request", stanza.NSStanzaErrors) == nil {
+		t.Fatalf("enable before bind: %v %v", el, err)
+	}
+	// Resuming an unknown session fails, and the client can still bind.
+	r.Send("<resume xmlns='urn:xmpp:sm:3' previd='nosuchsession' h='0'/>")
+	if el, err := r.Next(); err != nil || el.Name != "failed" || el.Child("item-not-found", stanza.NSStanzaErrors) == nil {
+		t.Fatalf("unknown resumption: %v %v", el, err)
+	}
+	if _, err := r.Bind("after"); err != nil {
+		t.Fatal(err)
+	}
+	r.Send("<enable xmlns='urn:xmpp:sm:3'/>")
+	if el, err := r.Next(); err != nil || el.Name != "enabled" || el.Attr("resume") != "" {
+		t.Fatalf("enable: %v %v", el, err)
+	}
+	// Acknowledging more than was sent (§6).
+	r.Send("<a xmlns='urn:xmpp:sm:3' h='99'/>")
+	el, err := r.Next()
+	if err != nil || el.Child("undefined-condition", stanza.NSStreamErrors) == nil || el.Child("handled-count-too-high", "urn:xmpp:sm:3") == nil {
+		t.Fatalf("h too high: %v %v", el, err)
+	}
+}
+
+// TestStorySMResume: bob's connection is cut; messages sent meanwhile
+// come on the resumed connection, with those he had not handled.
+func TestStorySMResume(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	for _, tr := range smTransports {
+		t.Run(string(tr), func(t *testing.T) {
+			t.Parallel()
+			alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{Transport: tr})
+			bobAcct := smAccount(t, srv, "bob")
+			opts := story.Options{Transport: tr, StreamManagement: true, Resume: true}
+			bob := story.MustConnect(t, srv, bobAcct, opts)
+			alice.Send(story.Chat(bob.JID(), "before"))
+			bob.Expect(story.IsChat("before"))
+			bob.Cut()
+			// Sent while bob is away: kept for him.
+			alice.Send(story.Chat(bob.JID(), "during 1"))
+			alice.Send(story.Chat(bob.Bare(), "during 2"))
+			alice.IQ(story.Ping(nil)) // routed by now
+			resumed, err := story.Connect(context.Background(), t, srv, bobAcct, story.Options{Transport: tr, ResumeFrom: bob})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resumed.JID() != bob.JID() {
+				t.Fatalf("resumed as %s, was %s", resumed.JID(), bob.JID())
+			}
+			resumed.Expect(story.IsChat("during 1"))
+			resumed.Expect(story.IsChat("during 2"))
+			// Nothing bob had handled comes again.
+			resumed.ExpectNothing(50*time.Millisecond, story.IsChat("before"))
+			alice.Send(story.Chat(bob.JID(), "after"))
+			resumed.Expect(story.IsChat("after"))
+			// The session kept its presence: alice still sees bob online
+			// (no unavailable) and bob is still available to the router.
+			alice.ExpectNothing(50*time.Millisecond, story.IsPresence("unavailable", bob.JID()))
+		})
+	}
+}
+
+// TestStorySMTakeover: a client resumes while the server still thinks the
+// old connection is alive; the new one takes over (§5).
+func TestStorySMTakeover(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	acct := smAccount(t, srv, "bob")
+	old := story.MustConnect(t, srv, acct, story.Options{StreamManagement: true, Resume: true})
+	alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
+	// The old connection is not cut: the client just went elsewhere.
+	resumed := story.MustConnect(t, srv, acct, story.Options{Transport: story.DirectTLS, ResumeFrom: old})
+	alice.Send(story.Chat(old.JID(), "to the new connection"))
+	resumed.Expect(story.IsChat("to the new connection"))
+}
+
+// TestStorySMResumeTimeout: after the timeout the session is gone, its
+// unacknowledged messages went to offline storage, and a resumption
+// fails; a new login gets the messages.
+func TestStorySMResumeTimeout(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, func(c *config.Config) {
+		c.C2S.SMResumeTimeout = config.Duration{Duration: 300 * time.Millisecond}
+		c.C2S.SMAckEvery = 1000 // no acks: everything stays unacknowledged
+	})
+	alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
+	bobAcct := smAccount(t, srv, "bob")
+	bob := story.MustConnect(t, srv, bobAcct, story.Options{StreamManagement: true, Resume: true})
+	closed := make(chan jid.JID, 4)
+	srv.Hooks().SessionClosed.Add("test", 0, func(_ context.Context, s module.Session) { closed <- s.JID() })
+	alice.Send(story.Chat(bob.JID(), "unacknowledged"))
+	bob.Expect(story.IsChat("unacknowledged"))
+	bob.Cut() // bob never acknowledged it
+	alice.Send(story.Chat(bob.JID(), "while away"))
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session did not end after the resumption timeout")
+	}
+	_, err := story.Connect(context.Background(), t, srv, bobAcct, story.Options{ResumeFrom: bob})
+	var re *story.ResumeError
+	if !errors.As(err, &re) || re.Failed.Child("item-not-found", stanza.NSStanzaErrors) == nil {
+		t.Fatalf("resumption after the timeout: %v", err)
+	}
+	again := story.MustConnect(t, srv, bobAcct, story.Options{})
+	// Both were rerouted to offline storage, with the time they first came.
+	for _, body := range []string{"unacknowledged", "while away"} {
+		m := again.Expect(story.IsChat(body))
+		if m.Child("delay", stanza.NSDelay) == nil {
+			t.Errorf("%s without <delay/>", body)
+		}
+	}
+}
+
+// TestStorySMUnackedToOtherResource: when a session ends without
+// resumption, its unacknowledged messages go to another resource.
+func TestStorySMUnackedToOtherResource(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, func(c *config.Config) { c.C2S.SMAckEvery = 1000 })
+	bobAcct := smAccount(t, srv, "bob")
+	phone := story.MustConnect(t, srv, bobAcct, story.Options{StreamManagement: true, Resource: "phone"})
+	laptop := story.MustConnect(t, srv, bobAcct, story.Options{Resource: "laptop"})
+	alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
+	alice.Send(story.Chat(phone.JID(), "to the phone"))
+	phone.Expect(story.IsChat("to the phone"))
+	phone.Cut() // no resumption was enabled: the session ends at once
+	m := laptop.Expect(story.IsChat("to the phone"))
+	if m.Child("delay", stanza.NSDelay) == nil {
+		t.Errorf("rerouted without <delay/>: %s", m)
+	}
+}
+
+// TestStorySMQueueOverflow: a client that never acknowledges is
+// disconnected once the queue is full; nothing routed to it is lost: the
+// queue and what came after go to offline storage.
+func TestStorySMQueueOverflow(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, func(c *config.Config) { c.C2S.SMMaxUnacked = 10 })
+	alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
+	bob := smAccount(t, srv, "bob")
+	r := dialSecure(t, srv, story.TCP)
+	r.Auth(bob.Localpart, "pw")
+	r.OpenStream(srv.Domain())
+	full, err := r.Bind("phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Send("<enable xmlns='urn:xmpp:sm:3'/>")
+	if el, err := r.Next(); err != nil || el.Name != "enabled" {
+		t.Fatalf("enable: %v %v", el, err)
+	}
+	r.Send("<presence/>")
+	if el, err := r.Next(); err != nil || el.Name != "presence" {
+		t.Fatalf("presence: %v %v", el, err)
+	}
+	for i := range 30 {
+		alice.Send(story.Chat(full, strconv.Itoa(i)))
+	}
+	for {
+		el, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if se, ok := stanza.ParseStreamError(el); ok {
+			if se.Condition != stanza.StreamResourceConstraint {
+				t.Fatalf("stream error %s", se.Condition)
+			}
+			break
+		}
+	}
+	r.Close()
+	// The next login gets every message from offline storage, in order.
+	again := story.MustConnect(t, srv, bob, story.Options{})
+	for i := range 30 {
+		again.Expect(story.IsChat(strconv.Itoa(i)))
+	}
+}
+
+// TestStorySMLossUnderCuts: alice sends 10,000 numbered messages while
+// bob's connection is cut at random moments. Bob resumes — over TCP or
+// WebSocket, whatever he used before — or, when he waits past the
+// resumption timeout, logs in again and gets the rest from offline
+// storage. Every message arrives, and none twice within a resumed stream.
+func TestStorySMLossUnderCuts(t *testing.T) {
+	t.Parallel()
+	const total = 10000
+	srv := servertest.Start(t, func(c *config.Config) {
+		c.C2S.SMResumeTimeout = config.Duration{Duration: 200 * time.Millisecond}
+		c.C2S.SMMaxUnacked = 50000 // overflows have their own story
+	}, servertest.Modules("[modules.offline]\nmax_messages = 20000\nmax_bytes = 50000000"))
+	closed := make(chan jid.JID, 64)
+	srv.Hooks().SessionClosed.Add("test", 0, func(_ context.Context, s module.Session) { closed <- s.JID() })
+	alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
+	bobAcct := smAccount(t, srv, "bob")
+
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	t.Logf("seed %d", seed)
+	transports := []story.Transport{story.TCP, story.WebSocket, story.DirectTLS}
+	connect := func(prev *story.Client) (*story.Client, error) {
+		opts := story.Options{Transport: transports[rng.IntN(len(transports))], StreamManagement: true, Resume: true,
+			ResumeFrom: prev, Timeout: 20 * time.Second}
+		return story.Connect(context.Background(), t, srv, bobAcct, opts)
+	}
+
+	sent := make(chan error, 1)
+	go func() {
+		for i := range total {
+			if err := alice.TrySend(story.Chat(bobAcct.JID, strconv.Itoa(i))); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+
+	seen := map[int]int{}
+	chain := map[int]bool{} // what this resumed stream delivered
+	record := func(el *xmlstream.Element) {
+		num, _ := strconv.Atoi(el.ChildText("body", stanza.NSClient))
+		if chain[num] {
+			t.Fatalf("message %d arrived twice in one resumed stream", num)
+		}
+		chain[num] = true
+		seen[num]++
+	}
+	bob, err := connect(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cuts, resumes, timeouts := 0, 0, 0
+	isNumber := story.Predicate{Desc: "a numbered message from alice", Match: func(el *xmlstream.Element) bool {
+		return el.Name == "message" && el.Attr("type") == "chat" && el.ChildText("body", stanza.NSClient) != ""
+	}}
+	for len(seen) < total {
+		// Read a random number of messages, then cut the connection.
+		for n := rng.IntN(400) + 1; n > 0 && len(seen) < total; n-- {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			el, err := bob.WaitFor(ctx, isNumber)
+			cancel()
+			if err != nil {
+				missing := []int{}
+				for i := 0; i < total && len(missing) < 10; i++ {
+					if seen[i] == 0 {
+						missing = append(missing, i)
+					}
+				}
+				t.Fatalf("after %d of %d messages, %d cuts: %v; first missing: %v", len(seen), total, cuts, err, missing)
+			}
+			record(el)
+		}
+		if len(seen) == total {
+			break
+		}
+		bob.Cut()
+		cuts++
+		// What the client had read before the cut counts as handled (it
+		// is in its 'h'), as on a phone whose app got it.
+		for _, p := range bob.Pending() {
+			if isNumber.Match(p.El) {
+				record(p.El)
+			}
+		}
+		if rng.IntN(5) == 0 {
+			// Wait past the resumption timeout: the session ends and its
+			// unacknowledged messages go to offline storage.
+			for j := range closed {
+				if j == bob.JID() {
+					break
+				}
+			}
+			timeouts++
+			if _, err := connect(bob); err == nil {
+				t.Fatal("resumed after the timeout")
+			}
+			if bob, err = connect(nil); err != nil {
+				t.Fatal(err)
+			}
+			chain = map[int]bool{}
+			continue
+		}
+		resumed, err := connect(bob)
+		var re *story.ResumeError
+		if errors.As(err, &re) {
+			// The timeout won the race: start over.
+			timeouts++
+			if bob, err = connect(nil); err != nil {
+				t.Fatal(err)
+			}
+			chain = map[int]bool{}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		resumes++
+		bob = resumed
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d messages, %d cuts, %d resumptions, %d timeouts", total, cuts, resumes, timeouts)
+	if cuts == 0 || resumes == 0 {
+		t.Fatalf("the test did not exercise resumption (%d cuts, %d resumptions)", cuts, resumes)
+	}
+}

@@ -1,0 +1,204 @@
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/meerkat-xmpp/meerkat/stanza"
+	"github.com/meerkat-xmpp/meerkat/xmlstream"
+)
+
+// transport is what differs between the ways a client reaches us: TCP
+// with STARTTLS or direct TLS (RFC 6120), WebSocket (RFC 7395), BOSH
+// (XEP-0206). Everything above it — negotiation, SASL, binding, stream
+// management, routing — is the same Session code.
+//
+// next is called by the session's reader goroutine only; write by its
+// flusher; close and interrupt from anywhere.
+type transport interface {
+	// handshake runs before the first stream (direct TLS).
+	handshake(ctx context.Context, deadline time.Time) error
+	// next returns the next event from the client: a stream (re)opening,
+	// a first-level element, or the stream's close. It returns a
+	// net.Error timeout when the deadline passes.
+	next(deadline time.Time) (xmlstream.Event, error)
+	// restart expects a new stream after SASL success, keeping what the
+	// client may already have sent (RFC 6120 §6.4.6).
+	restart()
+	// appendOpen, appendElement and appendClose serialize what the
+	// session sends; framed transports write each as one message.
+	appendOpen(dst []byte, id, from, to string) []byte
+	appendElement(dst []byte, el *xmlstream.Element) []byte
+	appendClose(dst []byte) []byte
+	framed() bool
+	// write sends data; for a framed transport ends holds the end offset
+	// of each message in data.
+	write(data []byte, ends []int, deadline time.Time) error
+	// interrupt makes a blocked next return by t (the grace period after
+	// the server's closing tag).
+	interrupt(t time.Time)
+	close() error
+	// secure tells whether the connection is encrypted; tlsState gives
+	// its TLS state when the session sees it (channel binding).
+	secure() bool
+	tlsState() *tls.ConnectionState
+	// canStartTLS and startTLS are for STARTTLS (RFC 6120 §5): TCP only.
+	canStartTLS() bool
+	startTLS(ctx context.Context, cfg *tls.Config, deadline time.Time) error
+	remoteAddr() string
+}
+
+// tcpTransport is an XMPP stream over TCP.
+type tcpTransport struct {
+	conn      net.Conn
+	directTLS bool
+	tlsConfig *tls.Config
+	parser    *xmlstream.Parser
+	buf       []byte
+	shaper    shaper
+}
+
+var _ transport = (*tcpTransport)(nil)
+
+func newTCPTransport(conn net.Conn, directTLS bool, cfg *Config) *tcpTransport {
+	return &tcpTransport{
+		conn:      conn,
+		directTLS: directTLS,
+		tlsConfig: cfg.TLS,
+		parser:    xmlstream.NewParser(xmlstream.ModeStream, cfg.Limits),
+		buf:       make([]byte, cfg.ReadBufferSize),
+		shaper:    shaper{rate: float64(cfg.RateBytesPerSecond), burst: float64(max(cfg.RateBytesPerSecond, cfg.Limits.MaxElementBytes))},
+	}
+}
+
+func (t *tcpTransport) handshake(ctx context.Context, deadline time.Time) error {
+	if !t.directTLS {
+		return nil
+	}
+	return t.startTLS(ctx, t.tlsConfig, deadline)
+}
+
+func (t *tcpTransport) next(deadline time.Time) (xmlstream.Event, error) {
+	for {
+		ev, err := t.parser.Next()
+		if err != nil || ev.Kind != xmlstream.EventNone {
+			return ev, err
+		}
+		t.conn.SetReadDeadline(deadline)
+		n, err := t.conn.Read(t.buf)
+		if n > 0 {
+			t.parser.Feed(t.buf[:n])
+			t.shaper.take(n)
+			continue
+		}
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return ev, err
+	}
+}
+
+func (t *tcpTransport) restart() { t.parser.Restart() }
+
+func (t *tcpTransport) appendOpen(dst []byte, id, from, to string) []byte {
+	dst = append(dst, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='"...)
+	return appendOpenAttrs(dst, id, from, to)
+}
+
+// appendOpenAttrs writes the attributes after id (RFC 6120 §4.7).
+func appendOpenAttrs(dst []byte, id, from, to string) []byte {
+	dst = append(dst, id...)
+	if from != "" {
+		dst = append(dst, "' from='"...)
+		dst = xmlstream.AppendEscapedAttr(dst, from)
+	}
+	if to != "" {
+		dst = append(dst, "' to='"...)
+		dst = xmlstream.AppendEscapedAttr(dst, to)
+	}
+	return append(dst, "' version='1.0' xml:lang='en'>"...)
+}
+
+func (t *tcpTransport) appendElement(dst []byte, el *xmlstream.Element) []byte {
+	return el.AppendXML(dst, xmlstream.StreamScope(stanza.NSClient))
+}
+
+func (t *tcpTransport) appendClose(dst []byte) []byte { return append(dst, "</stream:stream>"...) }
+
+func (t *tcpTransport) framed() bool { return false }
+
+func (t *tcpTransport) write(data []byte, _ []int, deadline time.Time) error {
+	t.conn.SetWriteDeadline(deadline)
+	_, err := t.conn.Write(data)
+	return err
+}
+
+func (t *tcpTransport) interrupt(at time.Time) { t.conn.SetReadDeadline(at) }
+
+func (t *tcpTransport) close() error { return t.conn.Close() }
+
+func (t *tcpTransport) secure() bool {
+	_, ok := t.conn.(*tls.Conn)
+	return ok
+}
+
+func (t *tcpTransport) tlsState() *tls.ConnectionState {
+	if tc, ok := t.conn.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		return &st
+	}
+	return nil
+}
+
+func (t *tcpTransport) canStartTLS() bool { return !t.secure() && t.tlsConfig != nil }
+
+// startTLS upgrades the connection; a new stream follows, and nothing the
+// client sent in clear before the handshake counts (RFC 6120 §5.4.3.3).
+func (t *tcpTransport) startTLS(ctx context.Context, cfg *tls.Config, deadline time.Time) error {
+	if cfg == nil {
+		return errors.New("c2s: no TLS configuration")
+	}
+	tc := tls.Server(t.conn, cfg)
+	t.conn.SetDeadline(deadline)
+	hctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		return err
+	}
+	t.conn.SetDeadline(time.Time{})
+	t.conn = tc
+	t.parser.Reset()
+	return nil
+}
+
+func (t *tcpTransport) remoteAddr() string { return t.conn.RemoteAddr().String() }
+
+// shaper slows a reader down when the client sends faster than allowed,
+// as ejabberd's shapers do: not reading is the backpressure, TCP makes
+// the client wait.
+type shaper struct {
+	rate, burst float64 // bytes per second; 0: no limit
+	tokens      float64
+	last        time.Time
+}
+
+func (s *shaper) take(n int) {
+	if s.rate <= 0 {
+		return
+	}
+	now := time.Now()
+	if s.last.IsZero() {
+		s.tokens = s.burst
+	} else {
+		s.tokens = min(s.burst, s.tokens+now.Sub(s.last).Seconds()*s.rate)
+	}
+	s.last = now
+	s.tokens -= float64(n)
+	if s.tokens < 0 {
+		time.Sleep(time.Duration(-s.tokens / s.rate * float64(time.Second)))
+	}
+}

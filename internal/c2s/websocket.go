@@ -1,0 +1,187 @@
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/meerkat-xmpp/meerkat/stanza"
+	"github.com/meerkat-xmpp/meerkat/xmlstream"
+)
+
+// NSFraming is the namespace of RFC 7395's <open/> and <close/>.
+const NSFraming = "urn:ietf:params:xml:ns:xmpp-framing"
+
+// WebSocketOptions configure the WebSocket endpoint (RFC 7395).
+type WebSocketOptions struct {
+	// Origins lists the Origin headers allowed (the request's own host is
+	// always allowed); "*" allows any.
+	Origins []string
+	// BehindTLSProxy treats plain-HTTP requests as encrypted, for
+	// deployments where a proxy in front terminates TLS.
+	BehindTLSProxy bool
+}
+
+// wsBuffers are shared by every WebSocket connection for writing, so that
+// an idle connection pins no write buffer.
+var wsBuffers = &sync.Pool{}
+
+// WebSocketHandler serves XMPP over WebSocket (RFC 7395) with the same
+// session machinery as TCP.
+func (s *Server) WebSocketHandler(opts WebSocketOptions) http.Handler {
+	up := websocket.Upgrader{
+		Subprotocols:    []string{"xmpp"},
+		WriteBufferPool: wsBuffers,
+		CheckOrigin: func(r *http.Request) bool {
+			origin := r.Header.Get("Origin")
+			if origin == "" || slices.Contains(opts.Origins, "*") || slices.Contains(opts.Origins, origin) {
+				return true
+			}
+			// Same origin: the browser page comes from this server.
+			return strings.TrimPrefix(strings.TrimPrefix(origin, "https://"), "http://") == r.Host
+		},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// RFC 7395 §3.2: the xmpp subprotocol is required.
+		if !slices.Contains(websocket.Subprotocols(r), "xmpp") {
+			http.Error(w, "the xmpp WebSocket subprotocol is required (RFC 7395)", http.StatusBadRequest)
+			return
+		}
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return // Upgrade answered the client
+		}
+		conn.SetReadLimit(int64(s.cfg.Limits.MaxElementBytes) + 1024)
+		tr := &wsTransport{
+			conn:   conn,
+			parser: xmlstream.NewParser(xmlstream.ModeFragments, s.cfg.Limits),
+			tls:    r.TLS,
+			proxy:  opts.BehindTLSProxy,
+			remote: r.RemoteAddr,
+			shaper: shaper{rate: float64(s.cfg.RateBytesPerSecond), burst: float64(max(s.cfg.RateBytesPerSecond, s.cfg.Limits.MaxElementBytes))},
+		}
+		s.serveSession(newSession(s, tr))
+	})
+}
+
+// wsTransport is an XMPP stream over WebSocket: each message is one
+// element, <open/> and <close/> stand for the stream header and its end.
+type wsTransport struct {
+	conn   *websocket.Conn
+	parser *xmlstream.Parser
+	tls    *tls.ConnectionState
+	proxy  bool
+	remote string
+	shaper shaper
+}
+
+var _ transport = (*wsTransport)(nil)
+
+func (t *wsTransport) handshake(context.Context, time.Time) error { return nil }
+
+func (t *wsTransport) next(deadline time.Time) (xmlstream.Event, error) {
+	for {
+		t.conn.SetReadDeadline(deadline)
+		typ, msg, err := t.conn.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				// The client closed the WebSocket without <close/>.
+				return xmlstream.Event{}, errWebSocketClosed
+			}
+			return xmlstream.Event{}, err
+		}
+		t.shaper.take(len(msg))
+		if typ != websocket.TextMessage {
+			return xmlstream.Event{}, &xmlstream.Error{Condition: xmlstream.CondBadFormat, Msg: "binary WebSocket message (RFC 7395 §3.2)"}
+		}
+		if strings.TrimSpace(string(msg)) == "" {
+			continue // white space keepalive
+		}
+		// RFC 7395 §3.3.3: every message is one complete element.
+		t.parser.Reset()
+		t.parser.Feed(msg)
+		ev, err := t.parser.Next()
+		if err != nil {
+			return ev, err
+		}
+		if rest, err := t.parser.Next(); err != nil || rest.Kind != xmlstream.EventNone || ev.Kind != xmlstream.EventElement {
+			if err != nil {
+				return rest, err
+			}
+			return xmlstream.Event{}, &xmlstream.Error{Condition: xmlstream.CondBadFormat, Msg: "a WebSocket message must hold exactly one element (RFC 7395 §3.3.3)"}
+		}
+		el := ev.Element
+		if el.NS == NSFraming {
+			switch el.Name {
+			case "open":
+				// The framing implies the content namespace.
+				return xmlstream.Event{Kind: xmlstream.EventStreamOpen, Element: el,
+					Decls: []xmlstream.Attr{{Value: stanza.NSClient}}}, nil
+			case "close":
+				return xmlstream.Event{Kind: xmlstream.EventStreamClose}, nil
+			}
+		}
+		return ev, nil
+	}
+}
+
+var errWebSocketClosed = errors.New("c2s: WebSocket closed by the client")
+
+func (t *wsTransport) restart() {}
+
+func (t *wsTransport) appendOpen(dst []byte, id, from, to string) []byte {
+	dst = append(dst, "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' id='"...)
+	dst = appendOpenAttrs(dst, id, from, to)
+	// appendOpenAttrs ends the start tag with '>': make it empty.
+	return append(dst[:len(dst)-1], "/>"...)
+}
+
+func (t *wsTransport) appendElement(dst []byte, el *xmlstream.Element) []byte {
+	return el.AppendStandalone(dst)
+}
+
+func (t *wsTransport) appendClose(dst []byte) []byte {
+	return append(dst, "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"...)
+}
+
+func (t *wsTransport) framed() bool { return true }
+
+func (t *wsTransport) write(data []byte, ends []int, deadline time.Time) error {
+	t.conn.SetWriteDeadline(deadline)
+	start := 0
+	for _, end := range ends {
+		if err := t.conn.WriteMessage(websocket.TextMessage, data[start:end]); err != nil {
+			return err
+		}
+		start = end
+	}
+	return nil
+}
+
+func (t *wsTransport) interrupt(at time.Time) { t.conn.SetReadDeadline(at) }
+
+// close ends the WebSocket with a close frame (RFC 7395 §3.6).
+func (t *wsTransport) close() error {
+	t.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	return t.conn.Close()
+}
+
+func (t *wsTransport) secure() bool { return t.tls != nil || t.proxy }
+
+func (t *wsTransport) tlsState() *tls.ConnectionState { return t.tls }
+
+func (t *wsTransport) canStartTLS() bool { return false }
+
+func (t *wsTransport) startTLS(context.Context, *tls.Config, time.Time) error {
+	return errors.New("c2s: no STARTTLS over WebSocket")
+}
+
+func (t *wsTransport) remoteAddr() string { return t.remote }
