@@ -25,6 +25,8 @@ fuzz:
 	$(GO) test ./xmlstream -run '^$$' -fuzz '^FuzzStream$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./xmlstream -run '^$$' -fuzz '^FuzzStanza$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./jid -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/sasl -run '^$$' -fuzz '^FuzzStep$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/c2s -run '^$$' -fuzz '^FuzzParseBOSHBody$$' -fuzztime $(FUZZTIME)
 
 vet:
 	$(GO) vet ./...

@@ -144,6 +144,29 @@ func TestStoryDirectTLS(t *testing.T) {
 	})
 }
 
+// TestStoryWebTransports: the same conversation over WebSocket (RFC 7395)
+// and BOSH (XEP-0206), with a TCP client on the other end; a peer that
+// does not offer a transport skips it.
+func TestStoryWebTransports(t *testing.T) {
+	forEachPeer(t, nil, func(t *testing.T, p peer) {
+		for _, tr := range []story.Transport{story.WebSocket, story.BOSH} {
+			t.Run(tr.String(), func(t *testing.T) {
+				if _, ok := p.srv.Addr(tr); !ok {
+					t.Skipf("%s does not offer %s here", p.name, tr)
+				}
+				web := story.MustConnect(t, p.srv, story.NewAccount(t, p.srv, "web"), story.Options{Transport: tr})
+				tcp := story.MustConnect(t, p.srv, story.NewAccount(t, p.srv, "tcp"), story.Options{})
+				web.Send(story.Chat(tcp.JID(), "from the browser"))
+				tcp.Expect(story.IsChat("from the browser"), story.IsFrom(web.JID()))
+				tcp.Send(story.Chat(web.JID(), "to the browser"))
+				web.Expect(story.IsChat("to the browser"), story.IsFrom(tcp.JID()))
+				ping := story.Ping(nil)
+				story.AssertStanza(t, web.IQ(ping), story.IsIQResult(ping.Attr("id")))
+			})
+		}
+	})
+}
+
 func TestStoryMechanisms(t *testing.T) {
 	forEachPeer(t, nil, func(t *testing.T, p peer) {
 		acct := story.NewAccount(t, p.srv, "mech")

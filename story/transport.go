@@ -39,6 +39,9 @@ const (
 	// WebSocket is XMPP over WebSocket (RFC 7395). The address is the
 	// URL: ws://host:port/path or wss://…
 	WebSocket Transport = "websocket"
+	// BOSH is XMPP over BOSH (XEP-0124, XEP-0206). The address is the
+	// URL: https://host:port/path or http://…
+	BOSH Transport = "bosh"
 )
 
 // String returns the transport's name.
@@ -68,6 +71,8 @@ func codecFor(t Transport) (*codec, error) {
 		return &codec{dial: dialDirectTLS, header: streamHeader, footer: streamFooter, mode: xmlstream.ModeStream}, nil
 	case WebSocket:
 		return webSocketCodec, nil
+	case BOSH:
+		return boshCodec, nil
 	}
 	return nil, fmt.Errorf("unknown transport %q", string(t))
 }

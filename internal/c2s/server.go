@@ -134,6 +134,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	sessions  map[*Session]struct{}
 	resumable map[string]*Session // by stream management id
+	bosh      boshSessions
 	closing   bool
 	wg        sync.WaitGroup
 }

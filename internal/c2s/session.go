@@ -527,7 +527,7 @@ const nsSASLCB = "urn:xmpp:sasl-cb:0"
 
 func (s *Session) connInfo() sasl.ConnInfo {
 	d, _ := jid.Parse(s.domain)
-	return sasl.ConnInfo{TLS: s.tr.tlsState(), Certificate: s.srv.leaf, Domain: d}
+	return sasl.ConnInfo{TLS: s.tr.tlsState(), Encrypted: s.tr.secure(), Certificate: s.srv.leaf, Domain: d}
 }
 
 // handleElement handles a first-level element according to the state of

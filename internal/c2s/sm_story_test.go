@@ -19,7 +19,7 @@ import (
 
 // Stream management (XEP-0198) stories, over TCP and WebSocket.
 
-var smTransports = []story.Transport{story.TCP, story.WebSocket}
+var smTransports = []story.Transport{story.TCP, story.WebSocket, story.BOSH}
 
 func smAccount(t *testing.T, srv *servertest.Server, name string) story.Account {
 	u := createUser(t, srv, name, "pw")
@@ -262,7 +262,10 @@ func TestStorySMQueueOverflow(t *testing.T) {
 // storage. Every message arrives, and none twice within a resumed stream.
 func TestStorySMLossUnderCuts(t *testing.T) {
 	t.Parallel()
-	const total = 10000
+	total := 10000
+	if raceEnabled {
+		total = 2000
+	}
 	srv := servertest.Start(t, func(c *config.Config) {
 		c.C2S.SMResumeTimeout = config.Duration{Duration: 200 * time.Millisecond}
 		c.C2S.SMMaxUnacked = 50000 // overflows have their own story

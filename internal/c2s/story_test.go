@@ -23,7 +23,7 @@ import (
 func TestStoryChat(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t)
-	for _, tr := range []story.Transport{story.TCP, story.DirectTLS, story.WebSocket} {
+	for _, tr := range []story.Transport{story.TCP, story.DirectTLS, story.WebSocket, story.BOSH} {
 		t.Run(string(tr), func(t *testing.T) {
 			t.Parallel()
 			story.RunWith(t, srv, story.Users{"alice": 1, "bob": 1}, story.Options{Transport: tr}, func(alice, bob *story.Client) {

@@ -72,10 +72,12 @@ type TLS struct {
 
 // HTTP configures the HTTP listeners (WebSocket, BOSH, admin API).
 type HTTP struct {
-	Addr             string   `toml:"addr" comment:"Address of the HTTP listener; empty disables."`
-	TLSAddr          string   `toml:"tls_addr" comment:"Address of the HTTPS listener, with the c2s certificate (wss://, https://); empty disables."`
-	WebSocketOrigins []string `toml:"websocket_origins" comment:"Origins allowed to open WebSockets besides the server's own; \"*\" for any."`
-	BehindTLSProxy   bool     `toml:"behind_tls_proxy" comment:"Plain-HTTP requests come through a proxy that terminated TLS: treat them as encrypted."`
+	Addr           string   `toml:"addr" comment:"Address of the HTTP listener; empty disables."`
+	TLSAddr        string   `toml:"tls_addr" comment:"Address of the HTTPS listener, with the c2s certificate (wss://, https://); empty disables."`
+	Origins        []string `toml:"origins" comment:"Web origins allowed to use WebSocket and BOSH besides the server's own; \"*\" for any."`
+	BOSHMaxWait    Duration `toml:"bosh_max_wait" comment:"Longest a BOSH request is held waiting for data (XEP-0124 'wait')."`
+	BOSHInactivity Duration `toml:"bosh_inactivity" comment:"A BOSH session with no request for this long is over (XEP-0124 §10)."`
+	BehindTLSProxy bool     `toml:"behind_tls_proxy" comment:"Plain-HTTP requests come through a proxy that terminated TLS: treat them as encrypted."`
 }
 
 // Storage configures the backend.
@@ -128,7 +130,8 @@ func Default() Config {
 			SMResumeTimeout:    Duration{5 * time.Minute},
 			SMMaxResumeTimeout: Duration{time.Hour},
 		},
-		HTTP:    HTTP{Addr: ":5280", TLSAddr: ":5281", WebSocketOrigins: []string{"*"}},
+		HTTP: HTTP{Addr: ":5280", TLSAddr: ":5281", Origins: []string{"*"},
+			BOSHMaxWait: Duration{60 * time.Second}, BOSHInactivity: Duration{60 * time.Second}},
 		Storage: Storage{Backend: "sqlite", Synchronous: "NORMAL"},
 	}
 }
@@ -300,7 +303,8 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"c2s.sm_ack_interval", c.C2S.SMAckInterval.Duration}, {"c2s.sm_resume_timeout", c.C2S.SMResumeTimeout.Duration}} {
+	}{{"c2s.sm_ack_interval", c.C2S.SMAckInterval.Duration}, {"c2s.sm_resume_timeout", c.C2S.SMResumeTimeout.Duration},
+		{"http.bosh_max_wait", c.HTTP.BOSHMaxWait.Duration}, {"http.bosh_inactivity", c.HTTP.BOSHInactivity.Duration}} {
 		if d.v <= 0 {
 			bad("%s: must be positive", d.key)
 		}

@@ -33,7 +33,7 @@ const (
 // channelBindingTypes returns the channel binding types available on the
 // connection, in order of preference.
 func channelBindingTypes(ci *ConnInfo) []string {
-	if !ci.secure() {
+	if !ci.bindable() {
 		return nil
 	}
 	var types []string

@@ -91,10 +91,17 @@ type ConnInfo struct {
 	// connection (tls.Certificate.Leaf), for the tls-server-end-point
 	// channel binding. Nil disables that binding.
 	Certificate *x509.Certificate
+	// Encrypted says the stream is protected though TLS is nil: a proxy
+	// in front terminated TLS, or the stream is BOSH, whose requests may
+	// come over several TLS connections. No channel binding is possible.
+	Encrypted bool
 }
 
-// secure reports whether the stream is TLS-protected.
-func (ci *ConnInfo) secure() bool { return ci.TLS != nil && ci.TLS.HandshakeComplete }
+// secure reports whether the stream is protected.
+func (ci *ConnInfo) secure() bool { return ci.Encrypted || ci.bindable() }
+
+// bindable reports whether there is a TLS channel to bind to.
+func (ci *ConnInfo) bindable() bool { return ci.TLS != nil && ci.TLS.HandshakeComplete }
 
 // Server authenticates users against the credentials returned by a Lookup.
 // It is safe for concurrent use.
@@ -184,7 +191,7 @@ func (s *Server) ChannelBindingTypes(ci ConnInfo) []string {
 // plusOffered reports whether some -PLUS mechanism is offered on the
 // connection.
 func (s *Server) plusOffered(ci *ConnInfo, cbTypes []string) bool {
-	return s.plus && ci.secure() && len(cbTypes) > 0
+	return s.plus && ci.bindable() && len(cbTypes) > 0
 }
 
 // Start begins an exchange with the mechanism the client chose in <auth/>

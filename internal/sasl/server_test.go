@@ -53,6 +53,8 @@ func TestMechanisms(t *testing.T) {
 		cbType []string
 	}{
 		{"no TLS", all, plainConn.server, scram, nil},
+		{"encrypted without TLS state (BOSH, TLS proxy)", all, ConnInfo{Encrypted: true, Certificate: tls13.server.Certificate, Domain: plainConn.server.Domain},
+			append(scram, Plain), nil},
 		{"TLS 1.2", all, tls12.server, DefaultMechanisms(), []string{TLSServerEndPoint, TLSUnique}},
 		{"TLS 1.2 no cert", all, tls12NoCert.server, DefaultMechanisms(), []string{TLSUnique}},
 		{"TLS 1.2 Ed25519", all, tls12Ed.server, DefaultMechanisms(), []string{TLSUnique}},

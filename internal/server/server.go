@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -279,10 +280,62 @@ func (s *Server) httpHandler() http.Handler {
 	mux.Handle("/admin/", s.adminHandler())
 	// RFC 7395: XMPP over WebSocket.
 	mux.Handle("GET /ws-xmpp", s.c2s.WebSocketHandler(c2s.WebSocketOptions{
-		Origins:        s.cfg.HTTP.WebSocketOrigins,
+		Origins:        s.cfg.HTTP.Origins,
 		BehindTLSProxy: s.cfg.HTTP.BehindTLSProxy,
 	}))
+	// XEP-0124 and XEP-0206: XMPP over BOSH.
+	mux.Handle("/http-bind", s.c2s.BOSHHandler(c2s.BOSHOptions{
+		MaxWait:        s.cfg.HTTP.BOSHMaxWait.Duration,
+		Inactivity:     s.cfg.HTTP.BOSHInactivity.Duration,
+		Origins:        s.cfg.HTTP.Origins,
+		BehindTLSProxy: s.cfg.HTTP.BehindTLSProxy,
+	}))
+	// XEP-0156: web clients find the two endpoints above.
+	mux.HandleFunc("GET /.well-known/host-meta", s.hostMeta(false))
+	mux.HandleFunc("GET /.well-known/host-meta.json", s.hostMeta(true))
 	return mux
+}
+
+// hostMeta serves the XEP-0156 §3 host-meta document (XRD, or JSON),
+// with the URLs of this listener as the client reached it.
+func (s *Server) hostMeta(asJSON bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		web, ws := "http", "ws"
+		if r.TLS != nil || s.cfg.HTTP.BehindTLSProxy {
+			web, ws = "https", "wss"
+		}
+		links := [][2]string{
+			{"urn:xmpp:alt-connections:xbosh", web + "://" + r.Host + "/http-bind"},
+			{"urn:xmpp:alt-connections:websocket", ws + "://" + r.Host + "/ws-xmpp"},
+		}
+		// Web clients read it from other origins.
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		if asJSON {
+			type link struct {
+				Rel  string `json:"rel"`
+				Href string `json:"href"`
+			}
+			var doc struct {
+				Links []link `json:"links"`
+			}
+			for _, l := range links {
+				doc.Links = append(doc.Links, link{l[0], l[1]})
+			}
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(doc)
+			return
+		}
+		w.Header().Set("Content-Type", "application/xrd+xml")
+		b := []byte("<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n")
+		for _, l := range links {
+			b = append(b, "  <Link rel='"...)
+			b = append(b, l[0]...)
+			b = append(b, "' href='"...)
+			b = xmlstream.AppendEscapedAttr(b, l[1])
+			b = append(b, "'/>\n"...)
+		}
+		w.Write(append(b, "</XRD>\n"...))
+	}
 }
 
 func (s *Server) closeListeners() {

@@ -3,6 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -90,5 +92,44 @@ func TestPasswordChange(t *testing.T) {
 	}
 	if _, err := server.AccountJID("pat@"+srv.Domain()+"/res", srv.Config.Domains); err == nil {
 		t.Fatal("full JID accepted as an account")
+	}
+}
+
+// TestHostMeta: web clients discover the BOSH and WebSocket endpoints
+// (XEP-0156 §3), in XRD and JSON, with the scheme they came with.
+func TestHostMeta(t *testing.T) {
+	srv := servertest.Start(t)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: srv.TLSConfig()}}
+	defer client.CloseIdleConnections()
+	get := func(url string) (string, http.Header) {
+		t.Helper()
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", url, resp.Status)
+		}
+		return string(body), resp.Header
+	}
+	https := srv.Addrs().HTTPS.String()
+	xrd, h := get("https://" + https + "/.well-known/host-meta")
+	want := "<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n" +
+		"  <Link rel='urn:xmpp:alt-connections:xbosh' href='https://" + https + "/http-bind'/>\n" +
+		"  <Link rel='urn:xmpp:alt-connections:websocket' href='wss://" + https + "/ws-xmpp'/>\n</XRD>\n"
+	if xrd != want {
+		t.Errorf("host-meta:\n%s\nwant:\n%s", xrd, want)
+	}
+	if h.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("no CORS header: %v", h)
+	}
+	plain := srv.Addrs().HTTP.String()
+	js, _ := get("http://" + plain + "/.well-known/host-meta.json")
+	wantJSON := `{"links":[{"rel":"urn:xmpp:alt-connections:xbosh","href":"http://` + plain + `/http-bind"},` +
+		`{"rel":"urn:xmpp:alt-connections:websocket","href":"ws://` + plain + `/ws-xmpp"}]}` + "\n"
+	if js != wantJSON {
+		t.Errorf("host-meta.json:\n%s\nwant:\n%s", js, wantJSON)
 	}
 }

@@ -94,6 +94,10 @@ func (s *Server) Addr(t story.Transport) (string, bool) {
 		if a.HTTPS != nil {
 			return "wss://" + a.HTTPS.String() + "/ws-xmpp", true
 		}
+	case story.BOSH:
+		if a.HTTPS != nil {
+			return "https://" + a.HTTPS.String() + "/http-bind", true
+		}
 	}
 	return "", false
 }

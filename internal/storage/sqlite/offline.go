@@ -28,6 +28,27 @@ func init() {
 	);
 	CREATE INDEX offline_messages_user ON offline_messages (domain, username, id)`)
 	addAccountCleanup(`DELETE FROM offline_messages WHERE domain = ? AND username = ?`)
+	// Each user's count and bytes, kept by triggers so that the limits
+	// are checked in constant time rather than by summing the queue on
+	// every message stored.
+	addMigration(6, `CREATE TABLE offline_usage (
+		domain   TEXT NOT NULL,
+		username TEXT NOT NULL,
+		messages INTEGER NOT NULL,
+		bytes    INTEGER NOT NULL,
+		PRIMARY KEY (domain, username)
+	) WITHOUT ROWID;
+	INSERT INTO offline_usage (domain, username, messages, bytes)
+		SELECT domain, username, COUNT(*), SUM(size) FROM offline_messages GROUP BY domain, username;
+	CREATE TRIGGER offline_usage_insert AFTER INSERT ON offline_messages BEGIN
+		INSERT INTO offline_usage (domain, username, messages, bytes) VALUES (NEW.domain, NEW.username, 1, NEW.size)
+			ON CONFLICT (domain, username) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes;
+	END;
+	CREATE TRIGGER offline_usage_delete AFTER DELETE ON offline_messages BEGIN
+		UPDATE offline_usage SET messages = messages - 1, bytes = bytes - OLD.size
+			WHERE domain = OLD.domain AND username = OLD.username;
+		DELETE FROM offline_usage WHERE domain = OLD.domain AND username = OLD.username AND messages <= 0;
+	END`)
 }
 
 var _ storage.OfflineStore = (*Store)(nil)
@@ -50,9 +71,9 @@ func (s *Store) PushOffline(ctx context.Context, user jid.JID, msg *storage.Offl
 	}
 	if lim.MaxMessages > 0 || lim.MaxBytes > 0 {
 		var count, size int
-		err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0) FROM offline_messages
+		err := tx.QueryRowContext(ctx, `SELECT messages, bytes FROM offline_usage
 			WHERE domain = ? AND username = ?`, user.Domain(), user.Local()).Scan(&count, &size)
-		if err != nil {
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("sqlite: store offline message for %s: %w", user, err)
 		}
 		if lim.MaxMessages > 0 && count >= lim.MaxMessages || lim.MaxBytes > 0 && size+len(msg.Stanza) > lim.MaxBytes {
@@ -171,7 +192,7 @@ func (s *Store) ReleaseAllOfflineClaims(ctx context.Context) error {
 // OfflineCount implements storage.OfflineStore.
 func (s *Store) OfflineCount(ctx context.Context, user jid.JID) (int, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM offline_messages WHERE domain = ? AND username = ?`,
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(messages), 0) FROM offline_usage WHERE domain = ? AND username = ?`,
 		user.Domain(), user.Local()).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: count offline messages of %s: %w", user, err)
@@ -181,10 +202,10 @@ func (s *Store) OfflineCount(ctx context.Context, user jid.JID) (int, error) {
 
 // OfflineCounts implements storage.OfflineStore.
 func (s *Store) OfflineCounts(ctx context.Context, domain string) ([]storage.OfflineCount, error) {
-	q := `SELECT username, domain, COUNT(*) FROM offline_messages GROUP BY domain, username ORDER BY domain, username`
+	q := `SELECT username, domain, messages FROM offline_usage ORDER BY domain, username`
 	var args []any
 	if domain != "" {
-		q = `SELECT username, domain, COUNT(*) FROM offline_messages WHERE domain = ? GROUP BY username ORDER BY username`
+		q = `SELECT username, domain, messages FROM offline_usage WHERE domain = ? ORDER BY username`
 		args = append(args, domain)
 	}
 	rows, err := s.r.QueryContext(ctx, q, args...)

@@ -93,3 +93,40 @@ func TestNewerDatabaseRefused(t *testing.T) {
 		t.Fatal("database with an unknown migration opened")
 	}
 }
+
+// TestOfflineUsageBackfilled: a database with offline messages stored
+// before the usage table existed (migration 6) gets their counts.
+func TestOfflineUsageBackfilled(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "m.db")
+	s, err := Open(ctx, Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := jid.MustParse("a@b")
+	if err := s.CreateAccount(ctx, user, []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := s.PushOffline(ctx, user, &storage.OfflineMessage{From: user, Stanza: "<message/>"}, storage.OfflineLimits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Back to version 5.
+	if _, err := s.w.ExecContext(ctx, `DROP TABLE offline_usage; DROP TRIGGER offline_usage_insert;
+		DROP TRIGGER offline_usage_delete; DELETE FROM schema_migrations WHERE version = 6`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n, err := s.OfflineCount(ctx, user); err != nil || n != 3 {
+		t.Fatalf("count after the migration: %d %v", n, err)
+	}
+	if err := s.PushOffline(ctx, user, &storage.OfflineMessage{From: user, Stanza: "<message/>"}, storage.OfflineLimits{MaxMessages: 3}); err != storage.ErrOfflineFull {
+		t.Fatalf("push over the limit after the migration: %v", err)
+	}
+}

@@ -219,7 +219,32 @@ func testOffline(t *testing.T, b storage.Backend) {
 		t.Fatalf("purge all: %d %v", n, err)
 	}
 
-	// Removing an account removes its messages.
+	// The limits count what is left after deliveries and purges.
+	lim := storage.OfflineLimits{MaxMessages: 2, MaxBytes: 2 * size}
+	for _, body := range []string{"m0", "m1"} {
+		if err := s.PushOffline(ctx, bob, msg(body), lim); err != nil {
+			t.Fatalf("push after purges: %v", err)
+		}
+	}
+	if err := s.PushOffline(ctx, bob, msg("m2"), lim); !errors.Is(err, storage.ErrOfflineFull) {
+		t.Fatalf("push over the limit after purges: %v", err)
+	}
+	got, err = s.ClaimOffline(ctx, bob, "d1", time.Now().Add(-time.Minute))
+	if err != nil || len(got) != 2 {
+		t.Fatalf("claim: %v %v", got, err)
+	}
+	if n, err := s.DeleteClaimedOfflineThrough(ctx, bob, "d1", got[0].ID); err != nil || n != 1 {
+		t.Fatalf("partial delivery: %d %v", n, err)
+	}
+	if err := s.PushOffline(ctx, bob, msg("m2"), lim); err != nil {
+		t.Fatalf("push after a delivery made room: %v", err)
+	}
+	if err := s.PushOffline(ctx, bob, msg("m3"), lim); !errors.Is(err, storage.ErrOfflineFull) {
+		t.Fatalf("push over the limit after a delivery: %v", err)
+	}
+
+	// Removing an account removes its messages, and its usage: a new
+	// account of that name starts empty.
 	if err := s.PushOffline(ctx, alice, msg("x"), storage.OfflineLimits{}); err != nil {
 		t.Fatal(err)
 	}
@@ -228,5 +253,11 @@ func testOffline(t *testing.T, b storage.Backend) {
 	}
 	if n, _ := s.OfflineCount(ctx, alice); n != 0 {
 		t.Fatalf("%d messages outlived their account", n)
+	}
+	if err := b.CreateAccount(ctx, alice, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PushOffline(ctx, alice, msg("m0"), storage.OfflineLimits{MaxMessages: 1}); err != nil {
+		t.Fatalf("push for a new account of a removed one's name: %v", err)
 	}
 }
