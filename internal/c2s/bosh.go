@@ -290,9 +290,10 @@ type boshTransport struct {
 	outBytes     int
 	authid       string // the stream id, for the creation response
 	from         string
-	streamError  bool   // a stream error is queued
-	terminated   bool   // the stream is over
-	condition    string // why, when it is not the client's doing
+	streamError  bool         // a stream error is queued
+	terminated   bool         // the stream is over
+	terminateReq *boshRequest // the client's terminate request, held for the end
+	condition    string       // why, when it is not the client's doing
 	responses    map[int64][]byte
 	lastActivity time.Time // of the last request or response
 	pauseUntil   time.Time
@@ -407,6 +408,7 @@ func (t *boshTransport) acceptLocked(req *boshRequest) {
 	}
 	if b.Attr("type") == "terminate" {
 		t.inbox = append(t.inbox, xmlstream.Event{Kind: xmlstream.EventStreamClose})
+		t.terminateReq = req
 	}
 	if len(t.inbox) > 0 {
 		select {
@@ -437,6 +439,11 @@ func (t *boshTransport) acceptLocked(req *boshRequest) {
 func (t *boshTransport) answerLocked(n int) {
 	for ; n > 0 && len(t.waiting) > 0; n-- {
 		w := t.waiting[0]
+		if w == t.terminateReq && !t.terminated {
+			// §12: the client's terminate request gets the terminate
+			// response, with whatever comes until the stream ends.
+			return
+		}
 		t.waiting = t.waiting[1:]
 		w.reply <- t.responseLocked(w)
 	}

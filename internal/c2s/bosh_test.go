@@ -420,3 +420,22 @@ func TestBOSHStreamErrorWaitsForRequest(t *testing.T) {
 		t.Errorf("then answered %s", resp.AppendStandalone(nil))
 	}
 }
+
+// TestBOSHTerminateGetsTheLastWord: what the session says between the
+// client's terminate request and the end of the stream comes in the
+// terminate response (XEP-0124 §12), not in one the client no longer
+// waits for.
+func TestBOSHTerminateGetsTheLastWord(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	acct := boshAccount(t, srv, "heidi")
+	c := newBOSHClient(t, srv)
+	c.login(acct.Localpart, acct.Password)
+	resp := c.post(c.request("type='terminate'", "<iq xmlns='jabber:client' type='get' id='last'><ping xmlns='urn:xmpp:ping'/></iq>"))
+	if resp.Attr("type") != "terminate" {
+		t.Fatalf("terminate answered with %s", resp.AppendStandalone(nil))
+	}
+	if iq := resp.Child("iq", stanza.NSClient); iq == nil || iq.Attr("id") != "last" || iq.Attr("type") != "result" {
+		t.Errorf("the ping result is not in the terminate response: %s", resp.AppendStandalone(nil))
+	}
+}

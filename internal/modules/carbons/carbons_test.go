@@ -166,6 +166,28 @@ func TestStoryCarbonsSent(t *testing.T) {
 	})
 }
 
+// TestStoryCarbonsOverEachTransport: sent (§8) and received (§7) copies
+// reach resources on WebSocket and BOSH as on TCP.
+func TestStoryCarbonsOverEachTransport(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	for _, tr := range []story.Transport{story.TCP, story.WebSocket, story.BOSH} {
+		t.Run(tr.String(), func(t *testing.T) {
+			t.Parallel()
+			story.RunWith(t, srv, story.Users{"alice": 2, "bob": 1}, story.Options{Transport: tr}, func(a1, a2, bob *story.Client) {
+				enable(t, a1, a2)
+				a1.Send(story.Chat(bob, "sent over "+tr.String()))
+				bob.Expect(body("sent over " + tr.String()))
+				a2.Expect(isCarbon(a2, "sent", "sent over "+tr.String()))
+				bob.Send(story.Chat(a1, "received over "+tr.String()))
+				a1.Expect(body("received over " + tr.String()))
+				a2.Expect(isCarbon(a2, "received", "received over "+tr.String()))
+				a1.ExpectNothing(quiet, anyCarbon)
+			})
+		})
+	}
+}
+
 // TestStoryCarbonsReceived: a message to the account goes, wrapped in
 // <received/>, to the carbons-enabled resources that did not get it under
 // RFC 6121 (§7): for the bare JID those below the highest priority, for

@@ -99,11 +99,20 @@ func TestStoryCSIFeature(t *testing.T) {
 
 // TestStoryCSIPresenceChurn: an inactive client receives no presence
 // churn, receives bodies at once, and receives the queued presence
-// (latest per contact) on becoming active.
+// (latest per contact) on becoming active — over each transport.
 func TestStoryCSIPresenceChurn(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t)
-	story.Run(t, srv, story.Users{"alice": 1, "bob": 1, "carol": 1}, func(alice, bob, carol *story.Client) {
+	for _, tr := range []story.Transport{story.TCP, story.WebSocket, story.BOSH} {
+		t.Run(tr.String(), func(t *testing.T) {
+			t.Parallel()
+			presenceChurn(t, srv, tr)
+		})
+	}
+}
+
+func presenceChurn(t *testing.T, srv *servertest.Server, tr story.Transport) {
+	story.RunWith(t, srv, story.Users{"alice": 1, "bob": 1, "carol": 1}, story.Options{Transport: tr}, func(alice, bob, carol *story.Client) {
 		mutual(t, srv, alice.Bare(), bob.Bare())
 		mutual(t, srv, alice.Bare(), carol.Bare())
 		setState(alice, "inactive")
@@ -116,7 +125,7 @@ func TestStoryCSIPresenceChurn(t *testing.T) {
 		alice.ExpectNothing(quiet)
 
 		// A body from dave, who has nothing queued: at once, alone.
-		dave := story.MustConnect(t, srv, story.NewAccount(t, srv, "dave"), story.Options{Name: "dave"})
+		dave := story.MustConnect(t, srv, story.NewAccount(t, srv, "dave"), story.Options{Name: "dave", Transport: tr})
 		dave.Send(story.Chat(alice, "hi alice"))
 		alice.Expect(story.IsChat("hi alice"))
 		alice.ExpectNothing(quiet)
