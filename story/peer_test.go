@@ -95,6 +95,12 @@ func prosody() *story.External {
 	return story.Prosody("localhost", map[story.Transport]string{
 		story.TCP:       envOr("MEERKAT_STORY_PROSODY_TCP", "127.0.0.1:25222"),
 		story.DirectTLS: envOr("MEERKAT_STORY_PROSODY_TLS", "127.0.0.1:25223"),
+		story.WebSocket: envOr("MEERKAT_STORY_PROSODY_WS", "wss://127.0.0.1:25443/xmpp-websocket"),
+		// Prosody serves BOSH at https://127.0.0.1:25443/http-bind, but the
+		// story client fails there after SASL (the restarted stream's
+		// features arrive before its header): off unless the variable
+		// names the URL.
+		story.BOSH: os.Getenv("MEERKAT_STORY_PROSODY_BOSH"),
 	}, "prosodyctl", "--config", cfg)
 }
 
@@ -103,6 +109,11 @@ func ejabberd() *story.External {
 	return story.Ejabberd("localhost", map[story.Transport]string{
 		story.TCP:       envOr("MEERKAT_STORY_EJABBERD_TCP", "127.0.0.1:35222"),
 		story.DirectTLS: envOr("MEERKAT_STORY_EJABBERD_TLS", "127.0.0.1:35223"),
+		story.WebSocket: envOr("MEERKAT_STORY_EJABBERD_WS", "wss://127.0.0.1:35443/ws"),
+		// ejabberd serves BOSH at https://127.0.0.1:35443/bosh, but with the
+		// story client an IQ answered by the server gets no response: off
+		// unless the variable names the URL.
+		story.BOSH: os.Getenv("MEERKAT_STORY_EJABBERD_BOSH"),
 	}, "ejabberdctl", "--config-dir", dir, "--ctl-config", filepath.Join(dir, "ejabberdctl.cfg"))
 }
 

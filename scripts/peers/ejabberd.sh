@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ejabberd.sh start|stop|restart|status|env|clean — a private ejabberd for story tests.
+# ejabberd.sh start|stop|restart|status|pid|env|clean — a private ejabberd for story tests.
 #
 # ejabberd (Debian's package, installed when absent) runs as its own Erlang
 # node (meerkat_peer@localhost) from $MEERKAT_PEERS_DIR/ejabberd (default
@@ -8,10 +8,19 @@
 #
 #   c2s with STARTTLS  127.0.0.1:${EJABBERD_C2S_PORT:-35222}
 #   c2s direct TLS     127.0.0.1:${EJABBERD_TLS_PORT:-35223}   (XEP-0368)
+#   HTTPS              127.0.0.1:${EJABBERD_HTTPS_PORT:-35443}
+#                      WebSocket (RFC 7395) at /ws, BOSH (XEP-0206) at /bosh
 #
 # for the domain "localhost", with a self-signed certificate and SCRAM
 # (SHA-256) password storage; Erlang distribution (epmd) is bound to
-# 127.0.0.1 too. Users are managed with
+# 127.0.0.1 too.
+#
+# PEERS_PROFILE=bench makes the instance bench/compare uses instead: its own
+# node (meerkat_bench@localhost), directory ($MEERKAT_PEERS_DIR/ejabberd-bench)
+# and ports (36222, 36223, 36443), no archive (mod_mam off), in-band
+# registration from loopback (to create thousands of users quickly), no
+# shapers, the stanza size limit of Meerkat (64 KiB), and the certificate
+# in $BENCH_CERT_DIR when set. Users are managed with
 #
 #   ejabberdctl --config-dir $DIR --ctl-config $DIR/ejabberdctl.cfg register USER localhost PASS
 #
@@ -22,11 +31,25 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 
-DIR=$PEERS_DIR/ejabberd
-C2S_PORT=${EJABBERD_C2S_PORT:-35222}
-TLS_PORT=${EJABBERD_TLS_PORT:-35223}
+PROFILE=${PEERS_PROFILE:-story}
+case $PROFILE in
+story)
+	DIR=$PEERS_DIR/ejabberd
+	C2S_PORT=${EJABBERD_C2S_PORT:-35222}
+	TLS_PORT=${EJABBERD_TLS_PORT:-35223}
+	HTTPS_PORT=${EJABBERD_HTTPS_PORT:-35443}
+	NODE=meerkat_peer@localhost
+	;;
+bench)
+	DIR=$PEERS_DIR/ejabberd-bench
+	C2S_PORT=${EJABBERD_C2S_PORT:-36222}
+	TLS_PORT=${EJABBERD_TLS_PORT:-36223}
+	HTTPS_PORT=${EJABBERD_HTTPS_PORT:-36443}
+	NODE=meerkat_bench@localhost
+	;;
+*) die "PEERS_PROFILE must be story or bench, not $PROFILE" ;;
+esac
 SCRAM_HASH=${EJABBERD_SCRAM_HASH:-sha256}
-NODE=meerkat_peer@localhost
 
 ctl() {
 	ejabberdctl --config-dir "$DIR" --config "$DIR/ejabberd.yml" \
@@ -41,7 +64,24 @@ running() {
 
 configure() {
 	mkdir -p "$DIR/spool" "$DIR/logs"
+	use_bench_cert "$DIR"
 	make_cert "$DIR" ejabberd:ejabberd
+	# The story instance archives (stories test MAM); the bench instance
+	# does not, lets the load tool register its users in-band from
+	# loopback, and has Meerkat's stanza size limit. The c2s shaper is
+	# off in both (ejabberd's default config has none either).
+	local stanza_limit=262144 mam="  mod_mam:
+    assume_mam_usage: true
+    default: always" register=""
+	if [ "$PROFILE" = bench ]; then
+		stanza_limit=65536 mam=""
+		register="  mod_register:
+    ip_access: loopback
+    access: register
+    welcome_message: none
+    password_strength: 0
+    registration_timeout: infinity"
+	fi
 	# inetrc: the node resolves names from this file only.
 	[ -f /etc/ejabberd/inetrc ] && cp /etc/ejabberd/inetrc "$DIR/inetrc"
 	cat >"$DIR/ejabberdctl.cfg" <<CFG
@@ -65,7 +105,7 @@ listen:
     port: $C2S_PORT
     ip: "127.0.0.1"
     module: ejabberd_c2s
-    max_stanza_size: 262144
+    max_stanza_size: $stanza_limit
     backlog: 1024
     access: c2s
     starttls_required: true
@@ -73,10 +113,18 @@ listen:
     port: $TLS_PORT
     ip: "127.0.0.1"
     module: ejabberd_c2s
-    max_stanza_size: 262144
+    max_stanza_size: $stanza_limit
     backlog: 1024
     access: c2s
     tls: true
+  -
+    port: $HTTPS_PORT
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    tls: true
+    request_handlers:
+      /ws: ejabberd_http_ws
+      /bosh: mod_bosh
 auth_method: internal
 auth_password_format: scram
 auth_scram_hash: $SCRAM_HASH
@@ -94,6 +142,8 @@ access_rules:
     allow: local
   c2s:
     allow: all
+  register:
+    allow: all
 api_permissions:
   "console commands":
     from:
@@ -105,18 +155,18 @@ shaper_rules:
   max_user_offline_messages: 5000
 modules:
   mod_blocking: {}
+  mod_bosh: {}
   mod_caps: {}
   mod_carboncopy: {}
   mod_disco: {}
   mod_last: {}
-  mod_mam:
-    assume_mam_usage: true
-    default: always
+$mam
   mod_offline:
     access_max_user_messages: max_user_offline_messages
   mod_ping: {}
   mod_privacy: {}
   mod_private: {}
+$register
   mod_roster:
     versioning: true
   mod_stream_mgmt:
@@ -136,15 +186,15 @@ start() {
 		say "ejabberd already running"
 		return 0
 	fi
-	for p in "$C2S_PORT" "$TLS_PORT"; do
+	for p in "$C2S_PORT" "$TLS_PORT" "$HTTPS_PORT"; do
 		port_free "$p" || die "port $p is taken"
 	done
 	configure
 	ctl start >"$DIR/start.log" 2>&1 || die "ejabberdctl start failed; see $DIR/start.log"
 	ctl started >>"$DIR/start.log" 2>&1 || die "ejabberd did not start; see $DIR/logs/ejabberd.log"
-	wait_port "$C2S_PORT" 30 && wait_port "$TLS_PORT" 5 ||
+	wait_port "$C2S_PORT" 30 && wait_port "$TLS_PORT" 5 && wait_port "$HTTPS_PORT" 5 ||
 		die "ejabberd did not listen; see $DIR/logs/ejabberd.log"
-	say "ejabberd running: c2s 127.0.0.1:$C2S_PORT, direct TLS 127.0.0.1:$TLS_PORT, data in $DIR"
+	say "ejabberd ($PROFILE) running: c2s 127.0.0.1:$C2S_PORT, direct TLS 127.0.0.1:$TLS_PORT, https 127.0.0.1:$HTTPS_PORT, data in $DIR"
 }
 
 stop() {
@@ -167,6 +217,8 @@ env_vars() {
 export MEERKAT_STORY_PEER=ejabberd
 export MEERKAT_STORY_EJABBERD_TCP=127.0.0.1:$C2S_PORT
 export MEERKAT_STORY_EJABBERD_TLS=127.0.0.1:$TLS_PORT
+export MEERKAT_STORY_EJABBERD_WS=wss://127.0.0.1:$HTTPS_PORT/ws
+# (story client fails here, see story/peer_test.go) export MEERKAT_STORY_EJABBERD_BOSH=https://127.0.0.1:$HTTPS_PORT/bosh
 export MEERKAT_STORY_EJABBERD_DIR=$DIR
 ENV
 }
@@ -176,7 +228,8 @@ start) start ;;
 stop) stop ;;
 restart) stop; start ;;
 clean) stop; rm -rf "$DIR"; say "removed $DIR" ;;
+pid) running && cat "$DIR/ejabberd.pid" ;;
 status) if running; then echo "ejabberd running"; else echo "ejabberd not running"; exit 3; fi ;;
 env) env_vars ;;
-*) echo "usage: $0 start|stop|restart|status|env|clean" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|restart|status|pid|env|clean" >&2; exit 2 ;;
 esac

@@ -72,3 +72,17 @@ wait_port() {
 port_free() {
 	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
+
+# use_bench_cert DIR copies the certificate of $BENCH_CERT_DIR (localhost.crt
+# and localhost.key, made by bench/compare) into DIR when that variable is
+# set, so that every server of a comparison presents the same key and does
+# the same TLS handshake work. make_cert then keeps it.
+use_bench_cert() {
+	local dir=$1
+	[ -n "${BENCH_CERT_DIR:-}" ] || return 0
+	[ -s "$BENCH_CERT_DIR/localhost.crt" ] && [ -s "$BENCH_CERT_DIR/localhost.key" ] ||
+		die "BENCH_CERT_DIR=$BENCH_CERT_DIR has no localhost.crt and localhost.key"
+	cp "$BENCH_CERT_DIR/localhost.crt" "$BENCH_CERT_DIR/localhost.key" "$dir/"
+	cat "$dir/localhost.crt" "$dir/localhost.key" >"$dir/localhost.pem"
+	chmod 600 "$dir/localhost.key" "$dir/localhost.pem"
+}
