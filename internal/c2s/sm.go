@@ -58,6 +58,7 @@ func (s *Session) handleSM(ctx context.Context, el *xmlstream.Element) error {
 		if !s.sm.enabled {
 			return s.fail(stanza.StreamUnsupportedStanzaType, "stream management is not enabled")
 		}
+		s.beforeAck(ctx)
 		s.sendElement(xmlstream.NewElement("a", NSSM).SetAttr("h", strconv.FormatUint(uint64(s.sm.in), 10)))
 		return nil
 	case "a":
@@ -77,6 +78,14 @@ func (s *Session) handleSM(ctx context.Context, el *xmlstream.Element) error {
 		return nil
 	}
 	return s.fail(stanza.StreamUnsupportedStanzaType, "")
+}
+
+// beforeAck runs the BeforeAck hooks: what the client sent is durable
+// before the server says it has it.
+func (s *Session) beforeAck(ctx context.Context) {
+	for _, h := range s.srv.hooks.BeforeAck.Hooks() {
+		h.Fn(ctx, s)
+	}
 }
 
 // smFailed answers <enable/> or <resume/> with <failed/> (XEP-0198 §6).
@@ -205,7 +214,7 @@ func (s *Session) handledTooHigh(h uint32) error {
 
 // smResume hands this connection to the session it resumes (XEP-0198 §5);
 // on success this session ends without touching the connection.
-func (s *Session) smResume(_ context.Context, el *xmlstream.Element) error {
+func (s *Session) smResume(ctx context.Context, el *xmlstream.Element) error {
 	if s.bound {
 		s.smFailed(stanza.UnexpectedRequest, "")
 		return nil
@@ -221,6 +230,8 @@ func (s *Session) smResume(_ context.Context, el *xmlstream.Element) error {
 		s.smFailed(stanza.ItemNotFound, "")
 		return nil
 	}
+	// <resumed h=…/> acknowledges what the old connection carried.
+	s.beforeAck(ctx)
 	// Whatever this stream still has to write goes out first.
 	s.waitDrained()
 	s.mu.Lock()

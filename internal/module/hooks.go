@@ -100,6 +100,11 @@ const (
 	// registration, XEP-0077). The IQ has no Session and no From; the
 	// answer goes back on the stream.
 	TargetStream
+	// TargetRoom: to a group chat room, dispatched by the module serving
+	// the room (MUC Light) after it checked that the sender may ask; the
+	// IQ's To is the room's JID. The room archive (XEP-0313 §5.2) is
+	// answered this way.
+	TargetRoom
 )
 
 func (t Target) String() string {
@@ -110,6 +115,8 @@ func (t Target) String() string {
 		return "bare"
 	case TargetStream:
 		return "stream"
+	case TargetRoom:
+		return "room"
 	}
 	return "host"
 }
@@ -281,6 +288,18 @@ type Hooks struct {
 	// on it is read: per-connection state resets here (XEP-0352 §5.2: a
 	// resumed stream starts active).
 	SessionResumed HookList[SessionHook]
+	// BeforeAck runs before the server acknowledges what a client sent
+	// (XEP-0198 <a/>, and the 'h' of <resumed/> and <failed/>): a module
+	// that writes in the background (the archive) waits there until what
+	// it has queued so far is durable, so that an acknowledged message
+	// survives a crash.
+	BeforeAck HookList[SessionHook]
+	// RoomMessage runs for a group chat message a room accepted, once,
+	// before the room sends a copy to each member; ev.User is the room's
+	// JID and ev.Stanza the message as the members will get it (from the
+	// room JID with the sender's resource). The room archive stamps its
+	// stanza ID here.
+	RoomMessage HookList[StanzaHook]
 	// InitialPresence runs when a session sends its initial presence
 	// (RFC 6121 §4.2), after the presence was routed: probes, pending
 	// subscription requests and offline messages are sent from here.
@@ -405,6 +424,8 @@ func (h *Hooks) RemoveOwner(owner string) {
 	h.SessionClosed.RemoveOwner(owner)
 	h.SessionResumed.RemoveOwner(owner)
 	h.InitialPresence.RemoveOwner(owner)
+	h.BeforeAck.RemoveOwner(owner)
+	h.RoomMessage.RemoveOwner(owner)
 	h.UserRemoving.RemoveOwner(owner)
 	h.UserRemoved.RemoveOwner(owner)
 	h.StreamFeatures.RemoveOwner(owner)
@@ -467,6 +488,12 @@ func (h *Hooks) Owners() map[string]bool {
 		add(x.Owner)
 	}
 	for _, x := range h.InitialPresence.Hooks() {
+		add(x.Owner)
+	}
+	for _, x := range h.BeforeAck.Hooks() {
+		add(x.Owner)
+	}
+	for _, x := range h.RoomMessage.Hooks() {
 		add(x.Owner)
 	}
 	for _, x := range h.UserRemoving.Hooks() {
