@@ -1,6 +1,7 @@
 package story
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"reflect"
@@ -237,11 +238,20 @@ type MAMQuery struct {
 	After  string
 	Before string
 	Last   bool
+	// AfterID, BeforeID and IDs are the extended filters (XEP-0313 §4.1.3
+	// 'after-id', 'before-id', 'ids'); FlipPage asks for the page newest
+	// first (§4.2.3); NS queries another version (urn:xmpp:mam:1).
+	AfterID  string
+	BeforeID string
+	IDs      []string
+	FlipPage bool
+	NS       string
 }
 
 // MAM builds the IQ set of an archive query.
 func MAM(q MAMQuery) *xmlstream.Element {
-	query := el("query", NSMAM)
+	ns := cmp.Or(q.NS, NSMAM)
+	query := el("query", ns)
 	if q.QueryID != "" {
 		query.SetAttr("queryid", q.QueryID)
 	}
@@ -249,7 +259,7 @@ func MAM(q MAMQuery) *xmlstream.Element {
 	field := func(name, value string) *xmlstream.Element {
 		return el("field", stanza.NSDataForms).SetAttr("var", name).AddChild(textEl("value", stanza.NSDataForms, value))
 	}
-	form.AddChild(field("FORM_TYPE", NSMAM).SetAttr("type", "hidden"))
+	form.AddChild(field("FORM_TYPE", ns).SetAttr("type", "hidden"))
 	if !isNilAddr(q.With) {
 		form.AddChild(field("with", q.With.String()))
 	}
@@ -258,6 +268,19 @@ func MAM(q MAMQuery) *xmlstream.Element {
 	}
 	if !q.End.IsZero() {
 		form.AddChild(field("end", xmppTime(q.End)))
+	}
+	if q.AfterID != "" {
+		form.AddChild(field("after-id", q.AfterID))
+	}
+	if q.BeforeID != "" {
+		form.AddChild(field("before-id", q.BeforeID))
+	}
+	if len(q.IDs) > 0 {
+		ids := el("field", stanza.NSDataForms).SetAttr("var", "ids")
+		for _, id := range q.IDs {
+			ids.AddChild(textEl("value", stanza.NSDataForms, id))
+		}
+		form.AddChild(ids)
 	}
 	query.AddChild(form)
 	if q.Max > 0 || q.After != "" || q.Before != "" || q.Last {
@@ -273,18 +296,15 @@ func MAM(q MAMQuery) *xmlstream.Element {
 		}
 		query.AddChild(set)
 	}
+	if q.FlipPage {
+		query.AddChild(el("flip-page", ns))
+	}
 	return IQSet(q.To, query)
 }
 
 // xmppTime is an XEP-0082 DateTime in UTC, with microseconds only when
 // the time has a fraction of a second.
-func xmppTime(t time.Time) string {
-	t = t.UTC()
-	if t.Nanosecond()/1000 == 0 {
-		return t.Format("2006-01-02T15:04:05Z")
-	}
-	return t.Format("2006-01-02T15:04:05.000000Z")
-}
+func xmppTime(t time.Time) string { return stanza.FormatTime(t) }
 
 // MUC Light (MongooseIM's XEP-xxxx "urn:xmpp:muclight:0") builders go here.
 // TODO(story): MUC Light create/configure/affiliations/blocking queries and

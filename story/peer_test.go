@@ -65,7 +65,7 @@ type peerKind struct {
 
 var peerKinds = map[string]peerKind{
 	"meerkat": {
-		caps:    []string{capRoster, capSubscription, capOffline, capVcard, capSM},
+		caps:    allCaps,
 		lacking: "not implemented yet",
 		server:  func(t *testing.T) story.Server { return servertest.Start(t) },
 	},

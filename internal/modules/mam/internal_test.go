@@ -1,0 +1,236 @@
+package mam
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meerkat-xmpp/meerkat/internal/storage"
+	"github.com/meerkat-xmpp/meerkat/jid"
+	"github.com/meerkat-xmpp/meerkat/stanza"
+	"github.com/meerkat-xmpp/meerkat/xmlstream"
+)
+
+func TestIDsGrowWithTimeAndNeverRepeat(t *testing.T) {
+	g := idGen{node: 7}
+	now := time.Date(2026, 11, 24, 1, 2, 3, 4000, time.UTC)
+	a := g.next(now)
+	b := g.next(now)                       // the same microsecond
+	c := g.next(now.Add(-time.Second))     // a clock stepping back
+	d := g.next(now.Add(time.Millisecond)) // time goes on
+	if !(a < b && b < c && c < d) {
+		t.Fatalf("ids not increasing: %d %d %d %d", a, b, c, d)
+	}
+	for _, id := range []uint64{a, b, c, d} {
+		if id&0xff != 7 {
+			t.Errorf("id %x lost the node number", id)
+		}
+	}
+	if !stampOf(a).Equal(now.Truncate(time.Microsecond)) {
+		t.Errorf("stampOf = %v, want %v", stampOf(a), now)
+	}
+	if idAt(time.Unix(-5, 0)) != 0 {
+		t.Error("times before 1970 must map to 0")
+	}
+}
+
+func TestIDCodec(t *testing.T) {
+	c, err := newIDCodec([]byte("0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := newIDCodec([]byte("fedcba9876543210"))
+	seen := map[string]bool{}
+	for _, id := range []uint64{1, 2, 1 << 40, ^uint64(0)} {
+		uid := c.encode(id)
+		if seen[uid] || strings.ToLower(uid) != uid || len(uid) != 26 {
+			t.Errorf("uid %q of %d", uid, id)
+		}
+		seen[uid] = true
+		if got, ok := c.decode(uid); !ok || got != id {
+			t.Errorf("decode(encode(%d)) = %d %v", id, got, ok)
+		}
+		if _, ok := other.decode(uid); ok {
+			t.Errorf("a uid of another key decoded")
+		}
+	}
+	for _, bad := range []string{"", "x", strings.Repeat("z", 26), strings.Repeat("0", 27), "!!!!!!!!!!!!!!!!!!!!!!!!!!"} {
+		if _, ok := c.decode(bad); ok {
+			t.Errorf("decode(%q) accepted", bad)
+		}
+	}
+	if _, err := newIDCodec([]byte("short")); err == nil {
+		t.Error("a short key was accepted")
+	}
+}
+
+func parseStanza(t *testing.T, s string) *stanza.Stanza {
+	t.Helper()
+	el, err := xmlstream.Parse([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, serr := stanza.Parse(el, stanza.NSClient)
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	return &st
+}
+
+func TestArchivable(t *testing.T) {
+	for _, tc := range []struct {
+		xml  string
+		want bool
+	}{
+		{`<message xmlns='jabber:client' type='chat'><body>hi</body></message>`, true},
+		{`<message xmlns='jabber:client'><body>hi</body></message>`, true},
+		{`<message xmlns='jabber:client' type='headline'><body>hi</body></message>`, false},
+		{`<message xmlns='jabber:client' type='groupchat'><body>hi</body></message>`, false},
+		{`<message xmlns='jabber:client' type='error'><body>hi</body></message>`, false},
+		{`<message xmlns='jabber:client' type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>`, false},
+		{`<message xmlns='jabber:client' type='chat'><body>hi</body><no-store xmlns='urn:xmpp:hints'/></message>`, false},
+		{`<message xmlns='jabber:client' type='chat'><body>hi</body><no-permanent-store xmlns='urn:xmpp:hints'/></message>`, false},
+		{`<message xmlns='jabber:client' type='chat'><store xmlns='urn:xmpp:hints'/></message>`, true},
+		{`<message xmlns='jabber:client' type='chat'><encrypted xmlns='eu.siacs.conversations.axolotl'/></message>`, true},
+		{`<message xmlns='jabber:client' type='chat'><retract xmlns='urn:xmpp:message-retract:1' id='x'/></message>`, true},
+		{`<presence xmlns='jabber:client'/>`, false},
+	} {
+		if got := Archivable(parseStanza(t, tc.xml)); got != tc.want {
+			t.Errorf("Archivable(%s) = %v", tc.xml, got)
+		}
+	}
+}
+
+func TestWithStanzaID(t *testing.T) {
+	el, _ := xmlstream.Parse([]byte(`<message xmlns='jabber:client'><body>x</body>` +
+		`<stanza-id xmlns='urn:xmpp:sid:0' by='bob@example.com' id='forged'/>` +
+		`<stanza-id xmlns='urn:xmpp:sid:0' by='room@muc.example.com' id='kept'/></message>`))
+	orig := el.String()
+	got := withStanzaID(el, "bob@example.com", "real").String()
+	want := `<message xmlns='jabber:client'><body>x</body><stanza-id xmlns='urn:xmpp:sid:0' by='room@muc.example.com' id='kept'/><stanza-id xmlns='urn:xmpp:sid:0' by='bob@example.com' id='real'/></message>`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if el.String() != orig {
+		t.Error("the original element changed")
+	}
+	if withStanzaID(el, "alice@example.com", "") != el {
+		t.Error("nothing to change must return the element itself")
+	}
+}
+
+func TestMatchesAny(t *testing.T) {
+	list := []jid.JID{jid.MustParse("alice@example.com"), jid.MustParse("carol@example.com/phone"), jid.MustParse("example.org")}
+	for peer, want := range map[string]bool{
+		"alice@example.com":        true,
+		"alice@example.com/laptop": true,
+		"carol@example.com/phone":  true,
+		"carol@example.com/tablet": false,
+		"carol@example.com":        false,
+		"dave@example.org/x":       true,
+		"dave@example.net":         false,
+	} {
+		if got := matchesAny(list, jid.MustParse(peer)); got != want {
+			t.Errorf("matchesAny(%s) = %v", peer, got)
+		}
+	}
+}
+
+// flakyStore fails its first appends, records what it stores, and can
+// block to let the queue fill.
+type flakyStore struct {
+	mu       sync.Mutex
+	failures int
+	batches  [][]storage.ArchiveMessage
+	gate     chan struct{}
+}
+
+func (s *flakyStore) AppendArchive(_ context.Context, msgs []storage.ArchiveMessage) error {
+	if s.gate != nil {
+		<-s.gate
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failures > 0 {
+		s.failures--
+		return errors.New("disk on fire")
+	}
+	s.batches = append(s.batches, append([]storage.ArchiveMessage(nil), msgs...))
+	return nil
+}
+
+func (s *flakyStore) stored() (n int, batches int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.batches {
+		n += len(b)
+	}
+	return n, len(s.batches)
+}
+
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func TestWriterRetriesAndIsDurableAfterWait(t *testing.T) {
+	st := &flakyStore{failures: 2}
+	w := newWriter(st, quietLog, 10, 100)
+	defer w.stop()
+	for i := range 25 {
+		w.enqueue(storage.ArchiveMessage{ID: uint64(i + 1)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.waitDurable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, batches := st.stored()
+	if n != 25 {
+		t.Fatalf("stored %d, want 25", n)
+	}
+	if batches < 3 {
+		t.Errorf("%d batches: max_batch not honoured", batches)
+	}
+	// Order is kept.
+	var last uint64
+	for _, b := range st.batches {
+		for _, m := range b {
+			if m.ID <= last {
+				t.Fatalf("out of order: %d after %d", m.ID, last)
+			}
+			last = m.ID
+		}
+	}
+}
+
+func TestWriterFullQueueWaitsAndStopFlushes(t *testing.T) {
+	st := &flakyStore{gate: make(chan struct{})}
+	w := newWriter(st, quietLog, 2, 4)
+	for i := range 4 {
+		w.enqueue(storage.ArchiveMessage{ID: uint64(i + 1)})
+	}
+	blocked := make(chan struct{})
+	go func() {
+		w.enqueue(storage.ArchiveMessage{ID: 5}, storage.ArchiveMessage{ID: 6})
+		close(blocked)
+	}()
+	select {
+	case <-blocked:
+		t.Fatal("enqueue on a full queue did not wait")
+	case <-time.After(50 * time.Millisecond):
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	if err := w.waitDurable(ctx); err == nil {
+		t.Error("waitDurable returned before the store wrote anything")
+	}
+	cancel()
+	close(st.gate) // the disk is back
+	<-blocked
+	w.stop()
+	if n, _ := st.stored(); n != 6 {
+		t.Errorf("stop left messages unwritten: %d of 6 stored", n)
+	}
+}
