@@ -70,7 +70,9 @@ func (c idCodec) encode(id uint64) string {
 	var b [aes.BlockSize]byte
 	binary.BigEndian.PutUint64(b[:8], id)
 	c.block.Encrypt(b[:], b[:])
-	return idEncoding.EncodeToString(b[:])
+	var out [26]byte // idEncoding.EncodedLen(aes.BlockSize)
+	idEncoding.Encode(out[:], b[:])
+	return string(out[:])
 }
 
 // decode returns the ID of a UID; ok is false for anything this server

@@ -76,7 +76,8 @@ func withStanzaID(el *xmlstream.Element, by, id string) *xmlstream.Element {
 		c.Children = kept
 	}
 	if id != "" {
-		c.AddChild(xmlstream.NewElement("stanza-id", stanza.NSStanzaID).SetAttr("by", by).SetAttr("id", id))
+		c.AddChild(&xmlstream.Element{Name: "stanza-id", NS: stanza.NSStanzaID,
+			Attrs: []xmlstream.Attr{{Name: "by", Value: by}, {Name: "id", Value: id}}})
 	}
 	return c
 }

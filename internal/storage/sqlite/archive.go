@@ -41,6 +41,11 @@ func init() {
 
 var _ storage.ArchiveStore = (*Store)(nil)
 
+// archiveRowsPerInsert is how many messages one INSERT statement writes:
+// database/sql costs a dozen allocations per statement executed, so a
+// batch goes in a few multi-row statements rather than one per message.
+const archiveRowsPerInsert = 64
+
 // AppendArchive implements storage.ArchiveStore.
 func (s *Store) AppendArchive(ctx context.Context, msgs []storage.ArchiveMessage) error {
 	if len(msgs) == 0 {
@@ -51,20 +56,47 @@ func (s *Store) AppendArchive(ctx context.Context, msgs []storage.ArchiveMessage
 		return fmt.Errorf("sqlite: archive %d messages: %w", len(msgs), err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO archive (id, owner, peer, resource, outgoing, stanza) VALUES (?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("sqlite: archive %d messages: %w", len(msgs), err)
-	}
-	defer stmt.Close()
-	for _, m := range msgs {
-		if _, err := stmt.ExecContext(ctx, int64(m.ID), m.Owner.String(), m.With.Bare().String(), m.With.Resource(), m.Outgoing, m.Stanza); err != nil {
-			return fmt.Errorf("sqlite: archive message %d for %s: %w", m.ID, m.Owner, err)
+	var full *sql.Stmt
+	args := make([]any, 0, 6*archiveRowsPerInsert)
+	for len(msgs) > 0 {
+		chunk := msgs[:min(len(msgs), archiveRowsPerInsert)]
+		msgs = msgs[len(chunk):]
+		args = args[:0]
+		for _, m := range chunk {
+			args = append(args, int64(m.ID), m.Owner.String(), m.With.Bare().String(), m.With.Resource(), m.Outgoing, m.Stanza)
+		}
+		if len(chunk) == archiveRowsPerInsert {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, archiveInsert(archiveRowsPerInsert)); err != nil {
+					return fmt.Errorf("sqlite: archive messages: %w", err)
+				}
+				defer full.Close()
+			}
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, archiveInsert(len(chunk)), args...)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: archive messages %d… for %s: %w", chunk[0].ID, chunk[0].Owner, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: archive %d messages: %w", len(msgs), err)
+		return fmt.Errorf("sqlite: archive messages: %w", err)
 	}
 	return nil
+}
+
+// archiveInsert is an INSERT of n messages.
+func archiveInsert(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO archive (id, owner, peer, resource, outgoing, stanza) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`(?, ?, ?, ?, ?, ?)`)
+	}
+	return b.String()
 }
 
 // archiveWhere builds the conditions of q, without paging.

@@ -120,3 +120,30 @@ func BenchmarkArchiveQueries(b *testing.B) {
 		return nil
 	})
 }
+
+// BenchmarkAppendArchive stores batches of 500 messages, as the archive
+// writer does under load. One operation is one message.
+func BenchmarkAppendArchive(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Path: filepath.Join(b.TempDir(), "archive.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	owner := jid.MustParse("alice@example.com")
+	with := jid.MustParse("bob@example.net/phone")
+	stanza := "<message xmlns='jabber:client' from='bob@example.net/phone' to='alice@example.com' type='chat' id='m1'><body>About as long as a chat line usually is, give or take.</body></message>"
+	batch := make([]storage.ArchiveMessage, 500)
+	id := uint64(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range batch {
+			batch[i] = storage.ArchiveMessage{ID: id, Owner: owner, With: with, Stanza: stanza}
+			id++
+		}
+		if err := s.AppendArchive(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/msg")
+}

@@ -10,7 +10,10 @@ import (
 	"github.com/meerkat-xmpp/meerkat/jid"
 )
 
-func init() { addSuite("Archive", testArchive) }
+func init() {
+	addSuite("Archive", testArchive)
+	addSuite("ArchiveBatches", testArchiveBatches)
+}
 
 func testArchive(t *testing.T, b storage.Backend) {
 	ctx := context.Background()
@@ -177,5 +180,45 @@ func testArchive(t *testing.T, b storage.Backend) {
 	}
 	if ok, _ := s.ArchiveHas(ctx, bob, 5000); !ok {
 		t.Error("removing alice took bob's archive")
+	}
+}
+
+// testArchiveBatches: a large batch is stored whole, in order, and a
+// batch with one bad message is stored not at all.
+func testArchiveBatches(t *testing.T, b storage.Backend) {
+	ctx := context.Background()
+	s, ok := b.(storage.ArchiveStore)
+	if !ok {
+		t.Skip("the backend does not store archives")
+	}
+	room := jid.MustParse("room@muclight.example.com")
+	sender := jid.MustParse("alice@example.com")
+	batch := func(from, n int) []storage.ArchiveMessage {
+		var msgs []storage.ArchiveMessage
+		for i := range n {
+			msgs = append(msgs, storage.ArchiveMessage{ID: uint64(from + i), Owner: room, With: sender,
+				Stanza: fmt.Sprintf("<message xmlns='jabber:client'><body>%d</body></message>", from+i)})
+		}
+		return msgs
+	}
+	if err := s.AppendArchive(ctx, batch(1, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	bad := batch(2000, 300)
+	bad[150].ID = 500 // taken
+	if err := s.AppendArchive(ctx, bad); err == nil {
+		t.Fatal("a batch with a duplicate id was stored")
+	}
+	if n, err := s.CountArchive(ctx, storage.ArchiveQuery{Owner: room}); err != nil || n != 1000 {
+		t.Fatalf("count after a failed batch = %d, %v; want 1000", n, err)
+	}
+	p, err := s.QueryArchive(ctx, storage.ArchiveQuery{Owner: room, MinID: 60, Max: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range p.Messages {
+		if m.ID != uint64(60+i) || m.Stanza != fmt.Sprintf("<message xmlns='jabber:client'><body>%d</body></message>", 60+i) || m.With != sender {
+			t.Fatalf("message %d of the page: %+v", i, m)
+		}
 	}
 }
