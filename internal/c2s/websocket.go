@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -21,8 +22,9 @@ const NSFraming = "urn:ietf:params:xml:ns:xmpp-framing"
 
 // WebSocketOptions configure the WebSocket endpoint (RFC 7395).
 type WebSocketOptions struct {
-	// Origins lists the Origin headers allowed (the request's own host is
-	// always allowed); "*" allows any.
+	// Origins lists the Origin headers allowed; "*" allows any. Requests
+	// from the server's own origin and without an Origin header (not from
+	// a browser) are always allowed; the others are refused with 403.
 	Origins []string
 	// BehindTLSProxy treats plain-HTTP requests as encrypted, for
 	// deployments where a proxy in front terminates TLS.
@@ -39,17 +41,12 @@ func (s *Server) WebSocketHandler(opts WebSocketOptions) http.Handler {
 	up := websocket.Upgrader{
 		Subprotocols:    []string{"xmpp"},
 		WriteBufferPool: wsBuffers,
-		CheckOrigin: func(r *http.Request) bool {
-			origin := r.Header.Get("Origin")
-			if origin == "" || slices.Contains(opts.Origins, "*") || slices.Contains(opts.Origins, origin) {
-				return true
-			}
-			// Same origin: the browser page comes from this server.
-			return strings.TrimPrefix(strings.TrimPrefix(origin, "https://"), "http://") == r.Host
-		},
+		CheckOrigin:     func(r *http.Request) bool { return originAllowed(r, opts.Origins) },
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// RFC 7395 §3.2: the xmpp subprotocol is required.
+		// RFC 7395 §3.1: the client offers the xmpp subprotocol and the
+		// server's answer must name it; without it there is no XMPP
+		// session to establish, so the request is refused.
 		if !slices.Contains(websocket.Subprotocols(r), "xmpp") {
 			http.Error(w, "the xmpp WebSocket subprotocol is required (RFC 7395)", http.StatusBadRequest)
 			return
@@ -69,6 +66,19 @@ func (s *Server) WebSocketHandler(opts WebSocketOptions) http.Handler {
 		}
 		s.serveSession(newSession(s, tr))
 	})
+}
+
+// originAllowed reports whether a WebSocket upgrade may proceed (it is
+// refused with 403 otherwise): requests without an Origin header (not from
+// a browser), from an origin in allowed ("*" allows any), or from the
+// server's own origin (the page comes from this listener).
+func originAllowed(r *http.Request, allowed []string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || slices.Contains(allowed, "*") || slices.Contains(allowed, origin) {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && strings.EqualFold(u.Host, r.Host)
 }
 
 // wsTransport is an XMPP stream over WebSocket: each message is one
