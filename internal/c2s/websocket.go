@@ -90,6 +90,10 @@ type wsTransport struct {
 	proxy  bool
 	remote string
 	shaper shaper
+	// opened: the client's <open/> was read, and no restart since. The
+	// TCP parser refuses elements before the stream header; the framing
+	// must too, or the session would handle them without a stream.
+	opened bool
 }
 
 var _ transport = (*wsTransport)(nil)
@@ -132,6 +136,7 @@ func (t *wsTransport) next(deadline time.Time) (xmlstream.Event, error) {
 		if el.NS == NSFraming {
 			switch el.Name {
 			case "open":
+				t.opened = true
 				// The framing implies the content namespace.
 				return xmlstream.Event{Kind: xmlstream.EventStreamOpen, Element: el,
 					Decls: []xmlstream.Attr{{Value: stanza.NSClient}}}, nil
@@ -139,13 +144,20 @@ func (t *wsTransport) next(deadline time.Time) (xmlstream.Event, error) {
 				return xmlstream.Event{Kind: xmlstream.EventStreamClose}, nil
 			}
 		}
+		if !t.opened {
+			// RFC 7395 §3.4, §3.7: the stream starts, and restarts, with
+			// <open/>.
+			return xmlstream.Event{}, &xmlstream.Error{Condition: xmlstream.CondBadFormat, Msg: "an element before <open/> (RFC 7395 §3.4)"}
+		}
 		return ev, nil
 	}
 }
 
 var errWebSocketClosed = errors.New("c2s: WebSocket closed by the client")
 
-func (t *wsTransport) restart() {}
+// restart: after SASL success the client opens a new stream (RFC 7395
+// §3.7).
+func (t *wsTransport) restart() { t.opened = false }
 
 func (t *wsTransport) appendOpen(dst []byte, id, from, to string) []byte {
 	dst = append(dst, "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' id='"...)

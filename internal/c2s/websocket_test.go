@@ -311,6 +311,37 @@ func TestWebSocketServerCloses(t *testing.T) {
 		serverError(t, ws, "bad-format")
 		ws.expectWSClose()
 	})
+	// Elements before <open/>, at the start or after the restart that
+	// follows authentication (RFC 7395 §3.4, §3.7), like the TCP parser
+	// refuses elements before the stream header: the error needs an
+	// <open/> first (RFC 6120 §4.9.1.2), each a message.
+	for _, first := range []string{
+		"<message xmlns='jabber:client' to='someone@localhost'><body>hi</body></message>",
+		"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AHUAc2VjcmV0</auth>",
+		"<iq xmlns='jabber:client' type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>",
+	} {
+		t.Run("before open", func(t *testing.T) {
+			t.Parallel()
+			ws := dialWS(t, srv)
+			ws.send(first)
+			ws.expect("open", nsFraming)
+			serverError(t, ws, "bad-format")
+			ws.expectWSClose()
+		})
+	}
+	t.Run("bind before the restart", func(t *testing.T) {
+		t.Parallel()
+		u := createUser(t, srv, "ws", "secret")
+		ws := dialWS(t, srv)
+		ws.open(srv.Domain())
+		ws.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" +
+			base64.StdEncoding.EncodeToString([]byte("\x00"+u.Local()+"\x00secret")) + "</auth>")
+		ws.expect("success", "urn:ietf:params:xml:ns:xmpp-sasl")
+		ws.send("<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+		ws.expect("open", nsFraming) // the restarted stream's
+		serverError(t, ws, "bad-format")
+		ws.expectWSClose()
+	})
 	t.Run("wrong host", func(t *testing.T) {
 		t.Parallel()
 		ws := dialWS(t, srv)
