@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -55,9 +57,13 @@ func (s *Server) WebSocketHandler(opts WebSocketOptions) http.Handler {
 		if err != nil {
 			return // Upgrade answered the client
 		}
-		conn.SetReadLimit(int64(s.cfg.Limits.MaxElementBytes) + 1024)
 		tr := &wsTransport{
-			conn:   conn,
+			conn: conn,
+			// A message is one element: the stanza limit, with room for
+			// white space around it. next enforces it, so that a larger
+			// message gets <policy-violation/> as over TCP, not the
+			// WebSocket close 1009 that a read limit would send.
+			limit:  int64(s.cfg.Limits.MaxElementBytes) + 1024,
 			parser: xmlstream.NewParser(xmlstream.ModeFragments, s.cfg.Limits),
 			tls:    r.TLS,
 			proxy:  opts.BehindTLSProxy,
@@ -90,10 +96,18 @@ type wsTransport struct {
 	proxy  bool
 	remote string
 	shaper shaper
+	limit  int64 // bytes in a message
 	// opened: the client's <open/> was read, and no restart since. The
 	// TCP parser refuses elements before the stream header; the framing
 	// must too, or the session would handle them without a stream.
 	opened bool
+
+	// mu guards reading and closed: close reads the client's answer to
+	// its close frame only when no next is under way (gorilla allows one
+	// reader at a time).
+	mu      sync.Mutex
+	reading bool
+	closed  bool
 }
 
 var _ transport = (*wsTransport)(nil)
@@ -101,9 +115,21 @@ var _ transport = (*wsTransport)(nil)
 func (t *wsTransport) handshake(context.Context, time.Time) error { return nil }
 
 func (t *wsTransport) next(deadline time.Time) (xmlstream.Event, error) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return xmlstream.Event{}, net.ErrClosed
+	}
+	t.reading = true
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.reading = false
+		t.mu.Unlock()
+	}()
 	for {
 		t.conn.SetReadDeadline(deadline)
-		typ, msg, err := t.conn.ReadMessage()
+		typ, r, err := t.conn.NextReader()
 		if err != nil {
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) {
@@ -112,9 +138,17 @@ func (t *wsTransport) next(deadline time.Time) (xmlstream.Event, error) {
 			}
 			return xmlstream.Event{}, err
 		}
-		t.shaper.take(len(msg))
 		if typ != websocket.TextMessage {
 			return xmlstream.Event{}, &xmlstream.Error{Condition: xmlstream.CondBadFormat, Msg: "binary WebSocket message (RFC 7395 §3.2)"}
+		}
+		msg, err := io.ReadAll(io.LimitReader(r, t.limit+1))
+		if err != nil {
+			return xmlstream.Event{}, err // as ReadMessage would
+		}
+		t.shaper.take(len(msg))
+		if int64(len(msg)) > t.limit {
+			// The rest of the message is never read: the session ends.
+			return xmlstream.Event{}, &xmlstream.Error{Condition: xmlstream.CondPolicyViolation, Msg: "WebSocket message larger than the stanza size limit"}
 		}
 		if strings.TrimSpace(string(msg)) == "" {
 			continue // white space keepalive
@@ -190,9 +224,31 @@ func (t *wsTransport) write(data []byte, ends []int, deadline time.Time) error {
 
 func (t *wsTransport) interrupt(at time.Time) { t.conn.SetReadDeadline(at) }
 
-// close ends the WebSocket with a close frame (RFC 7395 §3.6).
+// wsCloseWait bounds the wait for the client's answer to the close frame.
+const wsCloseWait = time.Second
+
+// close ends the WebSocket with a close frame (RFC 7395 §3.6) and, when
+// no reader is running, the closing handshake of RFC 6455 §7.1.1: it
+// waits (wsCloseWait at most) for the client's close frame, discarding
+// what comes before it, and then closes the TCP connection. Closing it
+// with unread data would reset it, and the client could lose what was
+// sent last — the stream error that says why.
 func (t *wsTransport) close() error {
-	t.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	t.mu.Lock()
+	drain := !t.closed && !t.reading
+	t.closed = true
+	t.mu.Unlock()
+	err := t.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	if drain && err == nil {
+		// The client's close frame ends the handshake: no answer to it.
+		t.conn.SetCloseHandler(func(int, string) error { return nil })
+		t.conn.SetReadDeadline(time.Now().Add(wsCloseWait))
+		for {
+			if _, _, err := t.conn.NextReader(); err != nil {
+				break
+			}
+		}
+	}
 	return t.conn.Close()
 }
 

@@ -301,6 +301,20 @@ func TestWebSocketServerCloses(t *testing.T) {
 			ws.expectWSClose()
 		})
 	}
+	// Over the stanza size limit (64 KiB by default), by a little (the
+	// parser's limit) or a lot (the message's): <policy-violation/>, as
+	// over TCP (RFC 6120 §4.9.3.14), not just a WebSocket close 1009.
+	for _, size := range []int{65700, 70000, 1 << 20} {
+		t.Run(fmt.Sprintf("%d bytes", size), func(t *testing.T) {
+			t.Parallel()
+			u := createUser(t, srv, "ws", "secret")
+			ws := dialWS(t, srv)
+			ws.login(srv, u, "secret", "web")
+			ws.send("<message xmlns='jabber:client' to='" + u.String() + "'><body>" + strings.Repeat("x", size) + "</body></message>")
+			serverError(t, ws, "policy-violation")
+			ws.expectWSClose()
+		})
+	}
 	t.Run("binary message", func(t *testing.T) {
 		t.Parallel()
 		ws := dialWS(t, srv)
