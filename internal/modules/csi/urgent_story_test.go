@@ -66,15 +66,6 @@ func assertSequence(t *testing.T, what string, got, want []string) {
 	}
 }
 
-// goInactive makes c inactive and drops what it received before: the
-// initial presence of contacts made with mutual after the story's clients
-// had connected may come at any time until then (later, it is held and
-// replaced by the contact's next presence).
-func goInactive(c *story.Client) {
-	setState(c, "inactive")
-	discard(c)
-}
-
 // chatState is a message with a chat state only (XEP-0085).
 func chatState(to story.Addr, state string) *xmlstream.Element {
 	m := story.Message(stanza.MessageChat, to, "")
@@ -146,7 +137,7 @@ func TestStoryCSIUrgent(t *testing.T) {
 						// carol is alice's contact; bob is not (so that his
 						// subscription request reaches her).
 						mutual(t, srv, alice.Bare(), carol.Bare())
-						goInactive(alice)
+						setState(alice, "inactive")
 						show(carol, "away")
 						bob.Send(chatState(alice, "composing"))
 						bob.IQ(story.Ping(nil))
@@ -186,7 +177,7 @@ func TestStoryCSIHeldUntilActive(t *testing.T) {
 			story.RunWith(t, srv, story.Users{"alice": 1, "bob": 1, "carol": 1}, story.Options{Transport: tr}, func(alice, bob, carol *story.Client) {
 				mutual(t, srv, alice.Bare(), bob.Bare())
 				mutual(t, srv, alice.Bare(), carol.Bare())
-				goInactive(alice)
+				setState(alice, "inactive")
 
 				receipt := story.Message("", alice, "")
 				receipt.AddChild(xmlstream.NewElement("received", NSReceipts).SetAttr("id", "m1"))
@@ -237,7 +228,7 @@ func TestStoryCSIUnavailableReplacesPresence(t *testing.T) {
 	srv := servertest.Start(t)
 	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) {
 		mutual(t, srv, alice.Bare(), bob.Bare())
-		goInactive(alice)
+		setState(alice, "inactive")
 		bobJID := bob.JID().String()
 		show(bob, "away")
 		bob.Send(story.Presence(stanza.PresenceUnavailable))
@@ -264,7 +255,7 @@ func TestStoryCSIArchiveResults(t *testing.T) {
 				mutual(t, srv, alice.Bare(), carol.Bare())
 				bob.Send(story.Chat(alice, "archived"))
 				alice.Expect(story.IsChat("archived"))
-				goInactive(alice)
+				setState(alice, "inactive")
 				show(carol, "away")
 
 				q := story.MAM(story.MAMQuery{QueryID: "q1", With: bob.Bare(), NS: ns})
@@ -290,7 +281,7 @@ func TestStoryCSIUrgentPayloadsConfig(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t, servertest.Modules("[modules.csi]\nurgent_payloads = [\"urn:example:alarm\"]"))
 	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) {
-		goInactive(alice)
+		setState(alice, "inactive")
 		omemo := story.Message(stanza.MessageChat, alice, "")
 		omemo.AddChild(xmlstream.NewElement("encrypted", NSOMEMO))
 		bob.Send(omemo) // no longer urgent: held
