@@ -47,7 +47,13 @@
 //
 // A Server is the deployment under test: its domain, where to dial for
 // each Transport, the client TLS configuration, and a way to create and
-// remove accounts. Meerkat's in-process test server implements it;
+// remove accounts. Package github.com/meerkat-xmpp/meerkat/meerkattest
+// starts Meerkat in-process for a test and implements it, so that a story
+// needs nothing installed or running:
+//
+//	srv := meerkattest.Start(t, meerkattest.Modules("[modules.register]\nenabled = true"))
+//	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) { … })
+//
 // External covers any other server, and Prosody and Ejabberd make an
 // External whose accounts are managed with prosodyctl or ejabberdctl.
 // The repository's scripts/peers start a private Prosody or ejabberd on

@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -21,8 +24,9 @@ const NSFraming = "urn:ietf:params:xml:ns:xmpp-framing"
 
 // WebSocketOptions configure the WebSocket endpoint (RFC 7395).
 type WebSocketOptions struct {
-	// Origins lists the Origin headers allowed (the request's own host is
-	// always allowed); "*" allows any.
+	// Origins lists the Origin headers allowed; "*" allows any. Requests
+	// from the server's own origin and without an Origin header (not from
+	// a browser) are always allowed; the others are refused with 403.
 	Origins []string
 	// BehindTLSProxy treats plain-HTTP requests as encrypted, for
 	// deployments where a proxy in front terminates TLS.
@@ -39,17 +43,12 @@ func (s *Server) WebSocketHandler(opts WebSocketOptions) http.Handler {
 	up := websocket.Upgrader{
 		Subprotocols:    []string{"xmpp"},
 		WriteBufferPool: wsBuffers,
-		CheckOrigin: func(r *http.Request) bool {
-			origin := r.Header.Get("Origin")
-			if origin == "" || slices.Contains(opts.Origins, "*") || slices.Contains(opts.Origins, origin) {
-				return true
-			}
-			// Same origin: the browser page comes from this server.
-			return strings.TrimPrefix(strings.TrimPrefix(origin, "https://"), "http://") == r.Host
-		},
+		CheckOrigin:     func(r *http.Request) bool { return originAllowed(r, opts.Origins) },
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// RFC 7395 §3.2: the xmpp subprotocol is required.
+		// RFC 7395 §3.1: the client offers the xmpp subprotocol and the
+		// server's answer must name it; without it there is no XMPP
+		// session to establish, so the request is refused.
 		if !slices.Contains(websocket.Subprotocols(r), "xmpp") {
 			http.Error(w, "the xmpp WebSocket subprotocol is required (RFC 7395)", http.StatusBadRequest)
 			return
@@ -58,9 +57,13 @@ func (s *Server) WebSocketHandler(opts WebSocketOptions) http.Handler {
 		if err != nil {
 			return // Upgrade answered the client
 		}
-		conn.SetReadLimit(int64(s.cfg.Limits.MaxElementBytes) + 1024)
 		tr := &wsTransport{
-			conn:   conn,
+			conn: conn,
+			// A message is one element: the stanza limit, with room for
+			// white space around it. next enforces it, so that a larger
+			// message gets <policy-violation/> as over TCP, not the
+			// WebSocket close 1009 that a read limit would send.
+			limit:  int64(s.cfg.Limits.MaxElementBytes) + 1024,
 			parser: xmlstream.NewParser(xmlstream.ModeFragments, s.cfg.Limits),
 			tls:    r.TLS,
 			proxy:  opts.BehindTLSProxy,
@@ -69,6 +72,19 @@ func (s *Server) WebSocketHandler(opts WebSocketOptions) http.Handler {
 		}
 		s.serveSession(newSession(s, tr))
 	})
+}
+
+// originAllowed reports whether a WebSocket upgrade may proceed (it is
+// refused with 403 otherwise): requests without an Origin header (not from
+// a browser), from an origin in allowed ("*" allows any), or from the
+// server's own origin (the page comes from this listener).
+func originAllowed(r *http.Request, allowed []string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || slices.Contains(allowed, "*") || slices.Contains(allowed, origin) {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && strings.EqualFold(u.Host, r.Host)
 }
 
 // wsTransport is an XMPP stream over WebSocket: each message is one
@@ -80,6 +96,18 @@ type wsTransport struct {
 	proxy  bool
 	remote string
 	shaper shaper
+	limit  int64 // bytes in a message
+	// opened: the client's <open/> was read, and no restart since. The
+	// TCP parser refuses elements before the stream header; the framing
+	// must too, or the session would handle them without a stream.
+	opened bool
+
+	// mu guards reading and closed: close reads the client's answer to
+	// its close frame only when no next is under way (gorilla allows one
+	// reader at a time).
+	mu      sync.Mutex
+	reading bool
+	closed  bool
 }
 
 var _ transport = (*wsTransport)(nil)
@@ -87,9 +115,21 @@ var _ transport = (*wsTransport)(nil)
 func (t *wsTransport) handshake(context.Context, time.Time) error { return nil }
 
 func (t *wsTransport) next(deadline time.Time) (xmlstream.Event, error) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return xmlstream.Event{}, net.ErrClosed
+	}
+	t.reading = true
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.reading = false
+		t.mu.Unlock()
+	}()
 	for {
 		t.conn.SetReadDeadline(deadline)
-		typ, msg, err := t.conn.ReadMessage()
+		typ, r, err := t.conn.NextReader()
 		if err != nil {
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) {
@@ -98,9 +138,17 @@ func (t *wsTransport) next(deadline time.Time) (xmlstream.Event, error) {
 			}
 			return xmlstream.Event{}, err
 		}
-		t.shaper.take(len(msg))
 		if typ != websocket.TextMessage {
 			return xmlstream.Event{}, &xmlstream.Error{Condition: xmlstream.CondBadFormat, Msg: "binary WebSocket message (RFC 7395 §3.2)"}
+		}
+		msg, err := io.ReadAll(io.LimitReader(r, t.limit+1))
+		if err != nil {
+			return xmlstream.Event{}, err // as ReadMessage would
+		}
+		t.shaper.take(len(msg))
+		if int64(len(msg)) > t.limit {
+			// The rest of the message is never read: the session ends.
+			return xmlstream.Event{}, &xmlstream.Error{Condition: xmlstream.CondPolicyViolation, Msg: "WebSocket message larger than the stanza size limit"}
 		}
 		if strings.TrimSpace(string(msg)) == "" {
 			continue // white space keepalive
@@ -122,6 +170,7 @@ func (t *wsTransport) next(deadline time.Time) (xmlstream.Event, error) {
 		if el.NS == NSFraming {
 			switch el.Name {
 			case "open":
+				t.opened = true
 				// The framing implies the content namespace.
 				return xmlstream.Event{Kind: xmlstream.EventStreamOpen, Element: el,
 					Decls: []xmlstream.Attr{{Value: stanza.NSClient}}}, nil
@@ -129,13 +178,20 @@ func (t *wsTransport) next(deadline time.Time) (xmlstream.Event, error) {
 				return xmlstream.Event{Kind: xmlstream.EventStreamClose}, nil
 			}
 		}
+		if !t.opened {
+			// RFC 7395 §3.4, §3.7: the stream starts, and restarts, with
+			// <open/>.
+			return xmlstream.Event{}, &xmlstream.Error{Condition: xmlstream.CondBadFormat, Msg: "an element before <open/> (RFC 7395 §3.4)"}
+		}
 		return ev, nil
 	}
 }
 
 var errWebSocketClosed = errors.New("c2s: WebSocket closed by the client")
 
-func (t *wsTransport) restart() {}
+// restart: after SASL success the client opens a new stream (RFC 7395
+// §3.7).
+func (t *wsTransport) restart() { t.opened = false }
 
 func (t *wsTransport) appendOpen(dst []byte, id, from, to string) []byte {
 	dst = append(dst, "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' id='"...)
@@ -168,9 +224,31 @@ func (t *wsTransport) write(data []byte, ends []int, deadline time.Time) error {
 
 func (t *wsTransport) interrupt(at time.Time) { t.conn.SetReadDeadline(at) }
 
-// close ends the WebSocket with a close frame (RFC 7395 §3.6).
+// wsCloseWait bounds the wait for the client's answer to the close frame.
+const wsCloseWait = time.Second
+
+// close ends the WebSocket with a close frame (RFC 7395 §3.6) and, when
+// no reader is running, the closing handshake of RFC 6455 §7.1.1: it
+// waits (wsCloseWait at most) for the client's close frame, discarding
+// what comes before it, and then closes the TCP connection. Closing it
+// with unread data would reset it, and the client could lose what was
+// sent last — the stream error that says why.
 func (t *wsTransport) close() error {
-	t.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	t.mu.Lock()
+	drain := !t.closed && !t.reading
+	t.closed = true
+	t.mu.Unlock()
+	err := t.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	if drain && err == nil {
+		// The client's close frame ends the handshake: no answer to it.
+		t.conn.SetCloseHandler(func(int, string) error { return nil })
+		t.conn.SetReadDeadline(time.Now().Add(wsCloseWait))
+		for {
+			if _, _, err := t.conn.NextReader(); err != nil {
+				break
+			}
+		}
+	}
 	return t.conn.Close()
 }
 

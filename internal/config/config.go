@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -147,8 +149,18 @@ func Load(path string) (Config, error) {
 }
 
 // Parse reads a TOML document over the defaults (see Load).
-func Parse(doc string) (Config, error) {
-	cfg := Default()
+func Parse(doc string) (Config, error) { return ParseOver(Default(), doc) }
+
+// ParseOver reads a TOML document over base: the settings the document
+// has replace those of base, and each [modules.<name>] section it has
+// replaces base's section of that name.
+func ParseOver(base Config, doc string) (Config, error) {
+	cfg := base
+	// The decoder writes arrays into the slices it finds when they are
+	// large enough: base's must not change.
+	cfg.Domains = slices.Clone(base.Domains)
+	cfg.C2S.SASLMechanisms = slices.Clone(base.C2S.SASLMechanisms)
+	cfg.HTTP.Origins = slices.Clone(base.HTTP.Origins)
 	var raw struct {
 		Config
 		Modules map[string]toml.Primitive `toml:"modules"`
@@ -159,7 +171,10 @@ func Parse(doc string) (Config, error) {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	cfg = raw.Config
-	cfg.Modules = map[string]module.Section{}
+	cfg.Modules = maps.Clone(base.Modules)
+	if cfg.Modules == nil {
+		cfg.Modules = map[string]module.Section{}
+	}
 	var errs []error
 	for name, prim := range raw.Modules {
 		var sw struct {

@@ -122,6 +122,39 @@ func TestModulesEnabledAndConfigured(t *testing.T) {
 	}
 }
 
+// TestParseOver: a second document changes what it sets and keeps the
+// rest, module sections included; the base is left as it was.
+func TestParseOver(t *testing.T) {
+	base, err := config.Parse("domains = [\"a.example\", \"b.example\"]\n[c2s]\nmax_auth_failures = 7\n[modules.ping]\nenabled = false\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.ParseOver(base, "domains = [\"c.example\"]\n[http]\norigins = [\"https://x.example\"]\n[modules.disco]\nname = \"Zoo\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.Domains, " ") != "c.example" || cfg.C2S.MaxAuthFailures != 7 || strings.Join(cfg.HTTP.Origins, " ") != "https://x.example" {
+		t.Errorf("merged: domains %v, max_auth_failures %d, origins %v", cfg.Domains, cfg.C2S.MaxAuthFailures, cfg.HTTP.Origins)
+	}
+	if strings.Join(base.Domains, " ") != "a.example b.example" || strings.Join(base.HTTP.Origins, " ") != "*" || len(base.Modules) != 1 {
+		t.Errorf("base changed: domains %v, origins %v, modules %v", base.Domains, base.HTTP.Origins, base.Modules)
+	}
+	mods, err := cfg.DecodeModules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, m := range mods {
+		names[m.Factory.Name] = true
+	}
+	if names["ping"] || !names["disco"] {
+		t.Errorf("modules: %v", names)
+	}
+	if _, err := config.ParseOver(base, "[c2s]\nno_such_setting = 1\n"); err == nil {
+		t.Error("unknown setting accepted")
+	}
+}
+
 func TestLoadFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.toml")
 	os.WriteFile(path, []byte("domains = [\"chat.example\"]\n[c2s]\nidle_timeout = \"90s\"\n"), 0o600)
