@@ -811,3 +811,25 @@ func checkFinTotals(t *testing.T, fin *xmlstream.Element, count, unread int) {
 		t.Errorf("fin count/unread %d/%d, want %d/%d", c, u, count, unread)
 	}
 }
+
+// TestStoryInboxInactiveClient: a client that told the server it is
+// inactive (XEP-0352) still gets the results before the fin, and the
+// entry push before the result: they answer its own requests.
+func TestStoryInboxInactiveClient(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) {
+		exchange(t, bob, alice, "hi")
+		alice.Send(xmlstream.NewElement("inactive", "urn:xmpp:csi:0"))
+		iq := story.InboxFetch(story.InboxQuery{})
+		alice.Send(iq)
+		got := alice.Collect(2)
+		story.AssertStanza(t, got[0], story.IsInboxResult(iq.Attr("id")))
+		story.AssertStanza(t, got[1], story.IsInboxFin(iq.Attr("id")))
+		iq = story.InboxEntrySet(bob.Bare(), story.InboxProp("read", "true"))
+		alice.Send(iq)
+		got = alice.Collect(2)
+		story.AssertStanza(t, got[0], story.IsInboxEntryPush(bob.Bare()))
+		story.AssertStanza(t, got[1], story.IsIQResult(iq.Attr("id")))
+	})
+}
