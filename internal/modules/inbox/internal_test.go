@@ -1,0 +1,193 @@
+package inbox
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/meerkat-xmpp/meerkat/internal/config"
+	"github.com/meerkat-xmpp/meerkat/internal/module"
+	"github.com/meerkat-xmpp/meerkat/internal/storage"
+	"github.com/meerkat-xmpp/meerkat/internal/storage/sqlite"
+	"github.com/meerkat-xmpp/meerkat/jid"
+	"github.com/meerkat-xmpp/meerkat/stanza"
+	"github.com/meerkat-xmpp/meerkat/xmlstream"
+)
+
+func parse(t *testing.T, s string) *stanza.Stanza {
+	t.Helper()
+	el, err := xmlstream.Parse([]byte(s))
+	if err != nil {
+		t.Fatalf("%s: %v", s, err)
+	}
+	st, serr := stanza.Parse(el, stanza.NSClient)
+	if serr != nil {
+		t.Fatalf("%s: %v", s, serr)
+	}
+	return &st
+}
+
+func TestDecisions(t *testing.T) {
+	ib := New(DefaultConfig())
+	alice := jid.MustParse("alice@x")
+	const (
+		aff     = "<x xmlns='urn:xmpp:muclight:0#affiliations'><user affiliation='%s'>%s</user></x>"
+		marker  = "<displayed xmlns='urn:xmpp:chat-markers:0' id='m1'/>"
+		receivd = "<received xmlns='urn:xmpp:chat-markers:0' id='m1'/>"
+	)
+	for _, tc := range []struct {
+		name     string
+		sent     bool
+		msg      string
+		want     []change
+		noMUCL   bool
+		noAffs   bool
+		noRemove bool
+	}{
+		{name: "sent chat", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='bob@x/r' type='chat'><body>hi</body></message>",
+			want: []change{{op: opUpdate, with: jid.MustParse("bob@x"), unread: storage.UnreadReset}}},
+		{name: "sent normal, empty body", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='bob@x'><body/></message>",
+			want: []change{{op: opUpdate, with: jid.MustParse("bob@x"), unread: storage.UnreadReset}}},
+		{name: "sent chat state", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='bob@x' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"},
+		{name: "sent headline", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='bob@x' type='headline'><body>x</body></message>"},
+		{name: "sent to self", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='alice@x/other' type='chat'><body>x</body></message>"},
+		{name: "sent to a server", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='x' type='chat'><body>x</body></message>"},
+		{name: "sent marker", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='bob@x' type='chat'>" + marker + "</message>",
+			want: []change{{op: opReset, with: jid.MustParse("bob@x"), markerID: "m1"}}},
+		{name: "sent marker not configured", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='bob@x' type='chat'>" + receivd + "</message>"},
+		{name: "sent marker with a body", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='bob@x' type='chat'><body>ok</body>" + marker + "</message>",
+			want: []change{{op: opReset, with: jid.MustParse("bob@x"), markerID: "m1"}, {op: opUpdate, with: jid.MustParse("bob@x"), unread: storage.UnreadReset}}},
+		{name: "sent groupchat", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='room@muclight.x' type='groupchat'><body>hi</body></message>"},
+		{name: "sent groupchat marker", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='room@muclight.x' type='groupchat'>" + marker + "</message>",
+			want: []change{{op: opReset, with: jid.MustParse("room@muclight.x"), markerID: "m1"}}},
+
+		{name: "received chat", msg: "<message xmlns='jabber:client' from='bob@x/r' to='alice@x' type='chat'><body>hi</body></message>",
+			want: []change{{op: opUpdate, with: jid.MustParse("bob@x"), unread: storage.UnreadIncrement}}},
+		{name: "received error", msg: "<message xmlns='jabber:client' from='bob@x/r' to='alice@x' type='error'><body>hi</body></message>"},
+		{name: "received from a server", msg: "<message xmlns='jabber:client' from='x' to='alice@x'><body>motd</body></message>"},
+		{name: "received from another resource", msg: "<message xmlns='jabber:client' from='alice@x/r' to='alice@x/s' type='chat'><body>hi</body></message>"},
+		{name: "received marker", msg: "<message xmlns='jabber:client' from='bob@x/r' to='alice@x' type='chat'>" + marker + "</message>"},
+		{name: "room message", msg: "<message xmlns='jabber:client' from='room@muclight.x/bob@x' to='alice@x' type='groupchat'><body>hi</body></message>",
+			want: []change{{op: opUpdate, with: jid.MustParse("room@muclight.x"), unread: storage.UnreadIncrement}}},
+		{name: "own room message", msg: "<message xmlns='jabber:client' from='room@muclight.x/alice@x' to='alice@x' type='groupchat'><body>hi</body></message>",
+			want: []change{{op: opUpdate, with: jid.MustParse("room@muclight.x"), unread: storage.UnreadKeep}}},
+		{name: "room message, groupchat off", noMUCL: true, msg: "<message xmlns='jabber:client' from='room@muclight.x/bob@x' to='alice@x' type='groupchat'><body>hi</body></message>"},
+		{name: "room message without body", msg: "<message xmlns='jabber:client' from='room@muclight.x/bob@x' to='alice@x' type='groupchat'><subject>s</subject></message>"},
+		{name: "classic MUC", msg: "<message xmlns='jabber:client' from='room@conference.x/Bob' to='alice@x' type='groupchat'><body>hi</body></message>"},
+		{name: "added", msg: "<message xmlns='jabber:client' from='room@muclight.x' to='alice@x' type='groupchat'>" + fmt.Sprintf(aff, "member", "alice@x") + "</message>",
+			want: []change{{op: opUpdate, with: jid.MustParse("room@muclight.x"), unread: storage.UnreadIncrement}}},
+		{name: "added, aff_changes off", noAffs: true, msg: "<message xmlns='jabber:client' from='room@muclight.x' to='alice@x' type='groupchat'>" + fmt.Sprintf(aff, "member", "alice@x") + "</message>"},
+		{name: "someone else added", msg: "<message xmlns='jabber:client' from='room@muclight.x' to='alice@x' type='groupchat'>" + fmt.Sprintf(aff, "member", "bob@x") + "</message>"},
+		{name: "removed", msg: "<message xmlns='jabber:client' from='room@muclight.x' to='alice@x' type='groupchat'>" + fmt.Sprintf(aff, "none", "alice@x") + "</message>",
+			want: []change{{op: opRemove, with: jid.MustParse("room@muclight.x")}}},
+		{name: "removed, remove_on_kicked off", noRemove: true, msg: "<message xmlns='jabber:client' from='room@muclight.x' to='alice@x' type='groupchat'>" + fmt.Sprintf(aff, "none", "alice@x") + "</message>"},
+		{name: "destroyed", msg: "<message xmlns='jabber:client' from='room@muclight.x' to='alice@x' type='groupchat'><x xmlns='urn:xmpp:muclight:0#destroy'/></message>",
+			want: []change{{op: opRemove, with: jid.MustParse("room@muclight.x")}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			if tc.noMUCL {
+				cfg.Groupchat = nil
+			}
+			cfg.AffChanges = !tc.noAffs
+			cfg.RemoveOnKicked = !tc.noRemove
+			ib = New(cfg)
+			st := parse(t, tc.msg)
+			var got []change
+			if tc.sent {
+				got = ib.onSent(st, alice)
+			} else {
+				got = ib.onReceived(st, alice)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMessageIDs(t *testing.T) {
+	st := parse(t, "<message xmlns='jabber:client' id='a' from='b@x/r'><body>x</body>"+
+		"<origin-id xmlns='urn:xmpp:sid:0' id='o'/><stanza-id xmlns='urn:xmpp:sid:0' id='s' by='alice@x'/><stanza-id xmlns='urn:example' id='no'/></message>")
+	if got := messageIDs(st.El); !slices.Equal(got, []string{"a", "o", "s"}) {
+		t.Errorf("%v", got)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := DefaultConfig()
+	good.Boxes = []string{"favourites", "work"}
+	if errs := good.Validate(); len(errs) != 0 {
+		t.Errorf("%v", errs)
+	}
+	bad := Config{
+		Boxes:          []string{"inbox", "all", "", "x", "x"},
+		ResetMarkers:   []string{"seen"},
+		Groupchat:      []string{"muc"},
+		MaxResultLimit: -1,
+		BinTTL:         config.Duration{Duration: time.Hour},
+	}
+	if errs := bad.Validate(); len(errs) != 8 {
+		t.Errorf("want 8 errors, got %d: %v", len(errs), errs)
+	}
+}
+
+// TestBinJanitor: entries in the bin longer than bin_ttl are purged, by
+// the time they entered the bin.
+func TestBinJanitor(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	cfg := DefaultConfig()
+	cfg.BinTTL = config.Duration{Duration: 24 * time.Hour}
+	ib := New(cfg)
+	env := &module.Env{Hooks: &module.Hooks{}, Owner: "inbox", Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := ib.Start(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	defer ib.Stop()
+	alice := jid.MustParse("alice@x")
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	bin := storage.BoxBin
+	for i, peer := range []string{"old@x", "young@x", "kept@x"} {
+		with := jid.MustParse(peer)
+		if err := store.UpdateInbox(ctx, storage.InboxUpdate{Owner: alice, With: with, Message: "<message/>", Stamp: now.Add(-100 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if i < 2 {
+			// old entered the bin 25 hours ago, young 23.
+			if _, err := store.SetInboxProperties(ctx, alice, with, storage.InboxProperties{Box: &bin}, now.Add(time.Duration(-25+2*i)*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ib.now = func() time.Time { return now }
+	ib.purgeBins(ctx)
+	es, err := store.QueryInbox(ctx, storage.InboxQuery{Owner: alice, AllBoxes: true, Ascending: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range es {
+		left = append(left, e.With.String())
+	}
+	if !slices.Equal(left, []string{"kept@x", "young@x"}) && !slices.Equal(left, []string{"young@x", "kept@x"}) {
+		t.Errorf("left after the purge: %v", left)
+	}
+}
+
+// TestStartWithoutStore: a backend without inboxes is a start error.
+func TestStartWithoutStore(t *testing.T) {
+	err := New(DefaultConfig()).Start(context.Background(), &module.Env{Hooks: &module.Hooks{}, Store: struct{}{}})
+	if err == nil {
+		t.Fatal("started without a store")
+	}
+}
