@@ -89,12 +89,32 @@ type InboxProperties struct {
 	MutedUntil *time.Time
 }
 
+// InboxOpKind is the kind of an InboxOp.
+type InboxOpKind uint8
+
+const (
+	InboxOpUpdate InboxOpKind = iota // UpdateInbox
+	InboxOpReset                     // ResetInboxUnread
+	InboxOpRemove                    // RemoveInboxEntry
+)
+
+// InboxOp is one write of a batch (ApplyInbox): Update.Owner and
+// Update.With name the entry for every kind.
+type InboxOp struct {
+	Kind     InboxOpKind
+	Update   InboxUpdate
+	MarkerID string // InboxOpReset
+}
+
 // InboxStore stores inboxes. Entries need no account on the peer's side;
 // a user's inbox goes when the account is removed.
 type InboxStore interface {
 	// UpdateInbox creates or updates an entry with its new last message,
 	// committed when it returns.
 	UpdateInbox(ctx context.Context, u InboxUpdate) error
+	// ApplyInbox applies writes in order, in one transaction: all or
+	// none are committed when it returns.
+	ApplyInbox(ctx context.Context, ops []InboxOp) error
 	// QueryInbox returns the entries q selects, in the requested order.
 	QueryInbox(ctx context.Context, q InboxQuery) ([]InboxEntry, error)
 	// CountInbox returns how many entries q selects, ignoring Max.

@@ -66,6 +66,7 @@ type Config struct {
 	MaxResultLimit   int             `toml:"max_result_limit" comment:"Most entries one query returns, whatever the client asks (0: no limit); the fin's RSM <set> tells the client where to go on."`
 	BinTTL           config.Duration `toml:"bin_ttl" comment:"Entries in the bin for this long are deleted (0: never)."`
 	BinCleanInterval config.Duration `toml:"bin_clean_interval" comment:"How often the bins are purged of entries older than bin_ttl."`
+	Writes           string          `toml:"writes" comment:"batch: the message path queues its inbox writes and one goroutine commits them together, durable before the server acknowledges the message (XEP-0198) and before any inbox read; sync: one commit per write in the message path."`
 }
 
 var reservedBoxes = []string{storage.BoxInbox, storage.BoxArchive, storage.BoxBin}
@@ -95,6 +96,9 @@ func (c *Config) Validate() []error {
 			errs = append(errs, fmt.Errorf("groupchat: %q is not supported (muclight)", g))
 		}
 	}
+	if c.Writes != WritesBatch && c.Writes != WritesSync {
+		errs = append(errs, fmt.Errorf("writes: %q is neither %s nor %s", c.Writes, WritesBatch, WritesSync))
+	}
 	if c.MaxResultLimit < 0 {
 		errs = append(errs, errors.New("max_result_limit: must not be negative"))
 	}
@@ -117,6 +121,7 @@ func DefaultConfig() Config {
 		MaxResultLimit:   1000,
 		BinTTL:           config.Duration{Duration: 30 * 24 * time.Hour},
 		BinCleanInterval: config.Duration{Duration: time.Hour},
+		Writes:           WritesBatch,
 	}
 }
 
@@ -147,6 +152,8 @@ type Inbox struct {
 	markers map[string]bool
 	mucl    bool
 
+	writer *writer // nil with writes = "sync"
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -176,6 +183,14 @@ func (ib *Inbox) Start(ctx context.Context, env *module.Env) error {
 	if ib.log == nil {
 		ib.log = slog.Default()
 	}
+	if ib.cfg.Writes != WritesSync {
+		ib.writer = newWriter(ib.store, ib.log)
+		// What the client sent is durable before the server says it
+		// has it (XEP-0198 <a/>), and an account's queued writes land
+		// before its data is deleted.
+		env.Hooks.BeforeAck.Add(env.Owner, 0, func(ctx context.Context, _ module.Session) { ib.writer.sync(ctx) })
+		env.Hooks.UserRemoving.Add(env.Owner, 0, func(ctx context.Context, _ jid.JID) { ib.writer.sync(ctx) })
+	}
 	// Discovery: the user's server lists the feature.
 	env.Hooks.ServerFeatures.Add(env.Owner, 0, NS)
 	env.Hooks.UserSend.Add(env.Owner, priority, ib.sent)
@@ -187,6 +202,7 @@ func (ib *Inbox) Start(ctx context.Context, env *module.Env) error {
 		env.Hooks.HandleIQ(env.Owner, stanza.IQSet, module.TargetSelf, NSConversation, ib.conversationSet),
 	)
 	if err != nil {
+		ib.Stop()
 		return fmt.Errorf("inbox: %w", err)
 	}
 	ib.stop = make(chan struct{})
@@ -197,14 +213,26 @@ func (ib *Inbox) Start(ctx context.Context, env *module.Env) error {
 	return nil
 }
 
-// Stop implements module.Module; it waits for the bin janitor to end.
+// Stop implements module.Module; it waits for the bin janitor to end and
+// commits the writes still queued.
 func (ib *Inbox) Stop() error {
 	if ib.stop != nil {
 		close(ib.stop)
 		ib.wg.Wait()
 		ib.stop = nil
 	}
+	if ib.writer != nil {
+		ib.writer.close()
+	}
 	return nil
+}
+
+// syncWrites waits until the writes queued so far are committed, so that
+// a read sees them.
+func (ib *Inbox) syncWrites(ctx context.Context) {
+	if ib.writer != nil {
+		ib.writer.sync(ctx)
+	}
 }
 
 // binJanitor purges the bins every bin_clean_interval of the entries put

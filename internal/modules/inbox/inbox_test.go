@@ -646,7 +646,8 @@ func TestStoryInboxAccountRemoval(t *testing.T) {
 	bobAcct := story.NewAccount(t, srv, "bob")
 	story.Run(t, srv, story.Users{"alice": 1}, func(alice *story.Client) {
 		alice.Send(story.Chat(bobAcct.JID, "stored offline"))
-		flush(t, alice)
+		// A fetch waits for the writes queued before it.
+		alice.FetchInbox(story.InboxQuery{})
 		st := srv.Store().(storage.InboxStore)
 		if es, err := st.QueryInbox(context.Background(), storage.InboxQuery{Owner: bobAcct.JID}); err != nil || len(es) != 1 {
 			t.Fatalf("bob's inbox: %v %v", es, err)
@@ -682,7 +683,15 @@ func TestStoryInboxDisabled(t *testing.T) {
 // unread count agree with what the clients actually sent and received.
 func TestStoryInboxAgreesWithDelivery(t *testing.T) {
 	t.Parallel()
-	srv := servertest.Start(t)
+	for _, writes := range []string{"batch", "sync"} {
+		t.Run(writes, func(t *testing.T) {
+			t.Parallel()
+			agreesWithDelivery(t, servertest.Start(t, servertest.Modules("[modules.inbox]\nwrites = \""+writes+"\"")))
+		})
+	}
+}
+
+func agreesWithDelivery(t *testing.T, srv *servertest.Server) {
 	users := story.Users{"u0": 1, "u1": 1, "u2": 1, "u3": 1}
 	story.Run(t, srv, users, func(u0, u1, u2, u3 *story.Client) {
 		cs := []*story.Client{u0, u1, u2, u3}
@@ -832,4 +841,38 @@ func TestStoryInboxInactiveClient(t *testing.T) {
 		story.AssertStanza(t, got[0], story.IsInboxEntryPush(bob.Bare()))
 		story.AssertStanza(t, got[1], story.IsIQResult(iq.Attr("id")))
 	})
+}
+
+// TestStoryInboxDurableWhenAcknowledged: with stream management, when the
+// server acknowledges messages (XEP-0198 <a/>) their inbox updates are
+// committed, for the sender and the recipient, in both write modes.
+func TestStoryInboxDurableWhenAcknowledged(t *testing.T) {
+	t.Parallel()
+	for _, writes := range []string{"batch", "sync"} {
+		t.Run(writes, func(t *testing.T) {
+			t.Parallel()
+			srv := servertest.Start(t, servertest.Modules("[modules.inbox]\nwrites = \""+writes+"\""))
+			story.RunWith(t, srv, story.Users{"alice": 1, "bob": 1}, story.Options{StreamManagement: true}, func(alice, bob *story.Client) {
+				const n = 50
+				for i := range n {
+					alice.Send(story.Chat(bob.Bare(), fmt.Sprintf("m%d", i)))
+				}
+				alice.Send(xmlstream.NewElement("r", story.NSSM))
+				a := alice.Expect(story.IsSMAck())
+				if a.Attr("h") == "" {
+					t.Fatalf("ack: %s", a)
+				}
+				// Straight from storage, without a fetch (which would wait
+				// for the writer).
+				st := srv.Store().(storage.InboxStore)
+				e, err := st.InboxEntry(context.Background(), bob.Bare(), alice.Bare())
+				if err != nil || e.Unread != n || !strings.Contains(e.Message, fmt.Sprintf("m%d<", n-1)) {
+					t.Fatalf("bob's entry when alice's messages are acknowledged: %+v %v", e, err)
+				}
+				if e, err := st.InboxEntry(context.Background(), alice.Bare(), bob.Bare()); err != nil || !strings.Contains(e.Message, fmt.Sprintf("m%d<", n-1)) {
+					t.Fatalf("alice's entry: %+v %v", e, err)
+				}
+			})
+		})
+	}
 }

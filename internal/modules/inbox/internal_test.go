@@ -132,8 +132,8 @@ func TestConfigValidate(t *testing.T) {
 		MaxResultLimit: -1,
 		BinTTL:         config.Duration{Duration: time.Hour},
 	}
-	if errs := bad.Validate(); len(errs) != 8 {
-		t.Errorf("want 8 errors, got %d: %v", len(errs), errs)
+	if errs := bad.Validate(); len(errs) != 9 {
+		t.Errorf("want 9 errors, got %d: %v", len(errs), errs)
 	}
 }
 

@@ -54,6 +54,7 @@ func (ib *Inbox) inboxSet(ctx context.Context, iq *module.IQ) (*xmlstream.Elemen
 	case "inbox":
 		return ib.fetch(ctx, iq)
 	case "empty-bin":
+		ib.syncWrites(ctx)
 		n, err := ib.store.EmptyInboxBin(ctx, iq.From.Bare())
 		if err != nil {
 			return nil, fmt.Errorf("inbox: empty the bin of %s: %w", iq.From.Bare(), err)
@@ -226,6 +227,7 @@ func (ib *Inbox) fetch(ctx context.Context, iq *module.IQ) (*xmlstream.Element, 
 	if queryID == "" {
 		queryID = iq.ID
 	}
+	ib.syncWrites(ctx)
 	var entries []storage.InboxEntry
 	if !r.countOnly {
 		entries, err = ib.store.QueryInbox(ctx, r.q)
@@ -368,6 +370,7 @@ func (ib *Inbox) conversationGet(ctx context.Context, iq *module.IQ) (*xmlstream
 	if err != nil {
 		return nil, err
 	}
+	ib.syncWrites(ctx)
 	e, err := ib.store.InboxEntry(ctx, iq.From.Bare(), with)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, stanza.NewError(stanza.ItemNotFound, "no inbox entry for "+with.String())
@@ -468,6 +471,7 @@ func (ib *Inbox) conversationSet(ctx context.Context, iq *module.IQ) (*xmlstream
 		return nil, err
 	}
 	user := iq.From.Bare()
+	ib.syncWrites(ctx)
 	e, err := ib.store.SetInboxProperties(ctx, user, with, props, now)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, stanza.NewError(stanza.ItemNotFound, "no inbox entry for "+with.String())

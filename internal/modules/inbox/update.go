@@ -179,25 +179,36 @@ func messageIDs(el *xmlstream.Element) []string {
 	return ids
 }
 
-// apply writes the changes; each write is committed before the hook
-// returns, so before the server acknowledges the stanza (XEP-0198) and
-// before the message is delivered.
+// apply writes the changes of one stanza: queued for the batch writer,
+// or committed in one transaction before the hook returns (writes =
+// "sync"). Either way they are durable before the server acknowledges
+// the stanza (XEP-0198).
 func (ib *Inbox) apply(ctx context.Context, user jid.JID, st *stanza.Stanza, changes []change) {
+	if len(changes) == 0 {
+		return
+	}
+	ops := make([]storage.InboxOp, 0, len(changes))
 	for _, c := range changes {
-		var err error
+		op := storage.InboxOp{Update: storage.InboxUpdate{Owner: user, With: c.with}}
 		switch c.op {
 		case opUpdate:
-			err = ib.store.UpdateInbox(ctx, storage.InboxUpdate{
-				Owner: user, With: c.with, Message: st.El.String(), MessageIDs: messageIDs(st.El),
-				Stamp: ib.stamp(), Unread: c.unread,
-			})
+			op.Kind = storage.InboxOpUpdate
+			op.Update.Message = st.El.String()
+			op.Update.MessageIDs = messageIDs(st.El)
+			op.Update.Stamp = ib.stamp()
+			op.Update.Unread = c.unread
 		case opReset:
-			_, err = ib.store.ResetInboxUnread(ctx, user, c.with, c.markerID)
+			op.Kind, op.MarkerID = storage.InboxOpReset, c.markerID
 		case opRemove:
-			err = ib.store.RemoveInboxEntry(ctx, user, c.with)
+			op.Kind = storage.InboxOpRemove
 		}
-		if err != nil {
-			ib.log.Error("inbox: updating an entry", "user", user.String(), "with", c.with.String(), "error", err)
-		}
+		ops = append(ops, op)
+	}
+	if ib.writer != nil {
+		ib.writer.add(ops...)
+		return
+	}
+	if err := ib.store.ApplyInbox(ctx, ops); err != nil {
+		ib.log.Error("inbox: updating entries", "user", user.String(), "error", err)
 	}
 }

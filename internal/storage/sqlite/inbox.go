@@ -69,25 +69,84 @@ func inboxJoinIDs(ids []string) string {
 	return b.String()
 }
 
-// UpdateInbox implements storage.InboxStore. The SET expressions see the
-// row as it was: an entry in the archive or the bin moves back to the
-// inbox.
-func (s *Store) UpdateInbox(ctx context.Context, u storage.InboxUpdate) error {
-	first := 0
-	if u.Unread == storage.UnreadIncrement {
-		first = 1
-	}
-	stamp := u.Stamp.UnixMicro()
-	_, err := s.w.ExecContext(ctx, `INSERT INTO inbox (owner, peer, stamp, unread, box, box_since, muted_until, msg_ids, message)
+// inboxUpsert writes a new last message. The SET expressions see the row
+// as it was: an entry in the archive or the bin moves back to the inbox.
+const inboxUpsert = `INSERT INTO inbox (owner, peer, stamp, unread, box, box_since, muted_until, msg_ids, message)
 		VALUES (?1, ?2, ?3, ?4, 'inbox', ?3, 0, ?5, ?6)
 		ON CONFLICT (owner, peer) DO UPDATE SET
 			stamp = excluded.stamp, message = excluded.message, msg_ids = excluded.msg_ids,
 			unread = CASE ?7 WHEN 0 THEN unread + 1 WHEN 1 THEN 0 ELSE unread END,
 			box_since = CASE WHEN box IN ('archive', 'bin') THEN excluded.stamp ELSE box_since END,
-			box = CASE WHEN box IN ('archive', 'bin') THEN 'inbox' ELSE box END`,
-		u.Owner.String(), u.With.Bare().String(), stamp, first, inboxJoinIDs(u.MessageIDs), u.Message, int(u.Unread))
-	if err != nil {
+			box = CASE WHEN box IN ('archive', 'bin') THEN 'inbox' ELSE box END`
+
+func inboxUpsertArgs(u storage.InboxUpdate) []any {
+	first := 0
+	if u.Unread == storage.UnreadIncrement {
+		first = 1
+	}
+	return []any{u.Owner.String(), u.With.Bare().String(), u.Stamp.UnixMicro(), first, inboxJoinIDs(u.MessageIDs), u.Message, int(u.Unread)}
+}
+
+// inboxReset is ResetInboxUnread's statement; with a marker id it resets
+// only when the id is one of the last message's.
+func inboxReset(owner, with jid.JID, id string) (string, []any) {
+	q := `UPDATE inbox SET unread = 0 WHERE owner = ? AND peer = ? AND unread <> 0`
+	args := []any{owner.String(), with.Bare().String()}
+	if id != "" {
+		q += ` AND instr(char(10) || msg_ids, char(10) || ? || char(10)) > 0`
+		args = append(args, id)
+	}
+	return q, args
+}
+
+const inboxRemove = `DELETE FROM inbox WHERE owner = ? AND peer = ?`
+
+// UpdateInbox implements storage.InboxStore.
+func (s *Store) UpdateInbox(ctx context.Context, u storage.InboxUpdate) error {
+	if _, err := s.w.ExecContext(ctx, inboxUpsert, inboxUpsertArgs(u)...); err != nil {
 		return fmt.Errorf("sqlite: update inbox of %s for %s: %w", u.Owner, u.With, err)
+	}
+	return nil
+}
+
+// ApplyInbox implements storage.InboxStore: one transaction, the upsert
+// prepared once.
+func (s *Store) ApplyInbox(ctx context.Context, ops []storage.InboxOp) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	fail := func(err error) error { return fmt.Errorf("sqlite: apply %d inbox writes: %w", len(ops), err) }
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback()
+	var upsert *sql.Stmt
+	for _, op := range ops {
+		u := op.Update
+		switch op.Kind {
+		case storage.InboxOpUpdate:
+			if upsert == nil {
+				if upsert, err = tx.PrepareContext(ctx, inboxUpsert); err != nil {
+					return fail(err)
+				}
+				defer upsert.Close()
+			}
+			_, err = upsert.ExecContext(ctx, inboxUpsertArgs(u)...)
+		case storage.InboxOpReset:
+			q, args := inboxReset(u.Owner, u.With, op.MarkerID)
+			_, err = tx.ExecContext(ctx, q, args...)
+		case storage.InboxOpRemove:
+			_, err = tx.ExecContext(ctx, inboxRemove, u.Owner.String(), u.With.Bare().String())
+		default:
+			err = fmt.Errorf("unknown inbox write %d", op.Kind)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("%s for %s: %w", u.Owner, u.With, err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(err)
 	}
 	return nil
 }
@@ -265,12 +324,7 @@ func (s *Store) SetInboxProperties(ctx context.Context, owner, with jid.JID, p s
 
 // ResetInboxUnread implements storage.InboxStore.
 func (s *Store) ResetInboxUnread(ctx context.Context, owner, with jid.JID, id string) (bool, error) {
-	q := `UPDATE inbox SET unread = 0 WHERE owner = ? AND peer = ? AND unread <> 0`
-	args := []any{owner.String(), with.Bare().String()}
-	if id != "" {
-		q += ` AND instr(char(10) || msg_ids, char(10) || ? || char(10)) > 0`
-		args = append(args, id)
-	}
+	q, args := inboxReset(owner, with, id)
 	res, err := s.w.ExecContext(ctx, q, args...)
 	if err != nil {
 		return false, fmt.Errorf("sqlite: reset inbox unread of %s for %s: %w", owner, with, err)
@@ -281,7 +335,7 @@ func (s *Store) ResetInboxUnread(ctx context.Context, owner, with jid.JID, id st
 
 // RemoveInboxEntry implements storage.InboxStore.
 func (s *Store) RemoveInboxEntry(ctx context.Context, owner, with jid.JID) error {
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM inbox WHERE owner = ? AND peer = ?`, owner.String(), with.Bare().String()); err != nil {
+	if _, err := s.w.ExecContext(ctx, inboxRemove, owner.String(), with.Bare().String()); err != nil {
 		return fmt.Errorf("sqlite: remove inbox entry of %s for %s: %w", owner, with, err)
 	}
 	return nil

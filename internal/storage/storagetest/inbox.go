@@ -229,6 +229,35 @@ func testInbox(t *testing.T, b storage.Backend) {
 		t.Fatalf("after removals: %q", got)
 	}
 
+	// A batch applies in order, in one transaction.
+	dave := jid.MustParse("dave@example.com")
+	msg := func(i int, unread storage.InboxUnread, ids ...string) storage.InboxUpdate {
+		return storage.InboxUpdate{Owner: alice, With: dave, Message: fmt.Sprintf("<message>%d</message>", i), MessageIDs: ids, Stamp: at(i), Unread: unread}
+	}
+	err = s.ApplyInbox(ctx, []storage.InboxOp{
+		{Kind: storage.InboxOpUpdate, Update: msg(70, storage.UnreadIncrement, "x")},
+		{Kind: storage.InboxOpUpdate, Update: msg(71, storage.UnreadIncrement, "y")},
+		{Kind: storage.InboxOpReset, Update: storage.InboxUpdate{Owner: alice, With: dave}, MarkerID: "x"}, // not the last
+		{Kind: storage.InboxOpUpdate, Update: msg(72, storage.UnreadKeep)},
+		{Kind: storage.InboxOpUpdate, Update: storage.InboxUpdate{Owner: alice, With: room, Message: "<message>r</message>", Stamp: at(73)}},
+		{Kind: storage.InboxOpRemove, Update: storage.InboxUpdate{Owner: alice, With: room}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := entry(alice, dave); e.Unread != 2 || e.Message != "<message>72</message>" || !e.Stamp.Equal(at(72)) {
+		t.Fatalf("after a batch: %+v", e)
+	}
+	if got := peers(storage.InboxQuery{Owner: alice, AllBoxes: true}); got != "dave " {
+		t.Fatalf("after a batch: %q", got)
+	}
+	if err := s.ApplyInbox(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ApplyInbox(ctx, []storage.InboxOp{{Kind: storage.InboxOpReset, Update: storage.InboxUpdate{Owner: alice, With: dave}}}); err != nil || entry(alice, dave).Unread != 0 {
+		t.Fatalf("reset in a batch: %v", err)
+	}
+
 	// Removing an account removes its inbox, not the others'.
 	update(alice, bob, 60, storage.UnreadIncrement)
 	if err := b.RemoveAccount(ctx, alice); err != nil {
