@@ -153,6 +153,7 @@ type Inbox struct {
 	mucl    bool
 
 	writer *writer // nil with writes = "sync"
+	stamps stamps
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -264,8 +265,26 @@ func (ib *Inbox) purgeBins(ctx context.Context) {
 	}
 }
 
-// stamp is the time of an update, to the microsecond (what is stored).
-func (ib *Inbox) stamp() time.Time { return ib.now().UTC().Truncate(time.Microsecond) }
+// stamps hands out the times of updates: to the microsecond (what is
+// stored), and each later than the one before, so that no two updates of
+// this server have the same time and the RSM markers (times) page
+// exactly; a clock that stands still or steps back gets the last time
+// plus 1 µs.
+type stamps struct {
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (s *stamps) next(now time.Time) time.Time {
+	t := now.UTC().Truncate(time.Microsecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !t.After(s.last) {
+		t = s.last.Add(time.Microsecond)
+	}
+	s.last = t
+	return t
+}
 
 // isAccount reports whether j has a local part (an account or
 // a room).

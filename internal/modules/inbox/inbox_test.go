@@ -486,6 +486,13 @@ func TestStoryInboxEntryProperties(t *testing.T) {
 		if es[0].Mute != prop(res.Child("query", story.NSInboxConversation), "mute") {
 			t.Errorf("fetched mute %q", es[0].Mute)
 		}
+		// MongooseIM's <reset/>.
+		reset := story.IQSet(nil, xmlstream.NewElement("reset", story.NSInboxConversation).SetAttr("jid", bob.Bare().String()))
+		story.AssertStanza(t, alice1.IQ(reset), story.IsIQ("result"))
+		alice1.Expect(story.IsInboxEntryPush(bob.Bare()))
+		if es, _ = alice1.FetchInbox(story.InboxQuery{}); es[0].Unread != 0 {
+			t.Errorf("after reset: %+v", es)
+		}
 		res = alice1.IQ(story.InboxEntrySet(bob.Bare(), story.InboxProp("mute", "0"), story.InboxProp("box", "archive")))
 		if r := res.Child("query", story.NSInboxConversation); prop(r, "mute") != "0" || prop(r, "box") != "archive" || prop(r, "archive") != "true" {
 			t.Errorf("unmute and archive: %s", res)

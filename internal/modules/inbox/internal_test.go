@@ -191,3 +191,15 @@ func TestStartWithoutStore(t *testing.T) {
 		t.Fatal("started without a store")
 	}
 }
+
+func TestStamps(t *testing.T) {
+	var s stamps
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 123456789, time.UTC)
+	a := s.next(t0)
+	b := s.next(t0)
+	c := s.next(t0.Add(-time.Second))
+	d := s.next(t0.Add(time.Second))
+	if !a.Equal(t0.Truncate(time.Microsecond)) || !b.Equal(a.Add(time.Microsecond)) || !c.Equal(b.Add(time.Microsecond)) || !d.Equal(t0.Add(time.Second).Truncate(time.Microsecond)) {
+		t.Errorf("%v %v %v %v", a, b, c, d)
+	}
+}

@@ -453,9 +453,12 @@ func (ib *Inbox) parseProperties(p *xmlstream.Element, now time.Time) (storage.I
 // the user (a message from the bare JID to the bare JID with
 // <x xmlns='…#conversation' jid='peer'>), then answers with the
 // properties.
+//
+// MongooseIM's older <reset jid='peer'/> is read=true with an empty result.
 func (ib *Inbox) conversationSet(ctx context.Context, iq *module.IQ) (*xmlstream.Element, error) {
 	p := iq.Payload()
-	if p.Name != "query" {
+	reset := p.Name == "reset"
+	if p.Name != "query" && !reset {
 		return nil, badRequest("expected <query/>")
 	}
 	if p.Attr("jid") == "" {
@@ -466,8 +469,11 @@ func (ib *Inbox) conversationSet(ctx context.Context, iq *module.IQ) (*xmlstream
 		return nil, err
 	}
 	now := ib.now()
-	props, err := ib.parseProperties(p, now)
-	if err != nil {
+	var props storage.InboxProperties
+	if reset {
+		read := true
+		props.Read = &read
+	} else if props, err = ib.parseProperties(p, now); err != nil {
 		return nil, err
 	}
 	user := iq.From.Bare()
@@ -493,6 +499,9 @@ func (ib *Inbox) conversationSet(ctx context.Context, iq *module.IQ) (*xmlstream
 		if s != iq.Session {
 			s.Deliver(push)
 		}
+	}
+	if reset {
+		return nil, nil
 	}
 	return properties(xmlstream.NewElement("query", NSConversation), NSConversation, e, now), nil
 }

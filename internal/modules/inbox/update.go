@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"time"
 
 	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
@@ -195,7 +196,10 @@ func (ib *Inbox) apply(ctx context.Context, user jid.JID, st *stanza.Stanza, cha
 			op.Kind = storage.InboxOpUpdate
 			op.Update.Message = st.El.String()
 			op.Update.MessageIDs = messageIDs(st.El)
-			op.Update.Stamp = ib.stamp()
+			// Stamped by the writer, in queue order, or here.
+			if ib.writer == nil {
+				op.Update.Stamp = ib.stamps.next(ib.now())
+			}
 			op.Update.Unread = c.unread
 		case opReset:
 			op.Kind, op.MarkerID = storage.InboxOpReset, c.markerID
@@ -205,7 +209,7 @@ func (ib *Inbox) apply(ctx context.Context, user jid.JID, st *stanza.Stanza, cha
 		ops = append(ops, op)
 	}
 	if ib.writer != nil {
-		ib.writer.add(ops...)
+		ib.writer.add(func() time.Time { return ib.stamps.next(ib.now()) }, ops...)
 		return
 	}
 	if err := ib.store.ApplyInbox(ctx, ops); err != nil {

@@ -53,9 +53,16 @@ func newWriter(store Store, log *slog.Logger) *writer {
 	return w
 }
 
-// add queues writes. After close they are applied at once.
-func (w *writer) add(ops ...storage.InboxOp) {
+// add queues writes, giving the updates their stamps (from stamp) in
+// queue order, so that the entry's time never goes back. After close they
+// are applied at once.
+func (w *writer) add(stamp func() time.Time, ops ...storage.InboxOp) {
 	w.mu.Lock()
+	for i := range ops {
+		if ops[i].Kind == storage.InboxOpUpdate {
+			ops[i].Update.Stamp = stamp()
+		}
+	}
 	if w.stopped {
 		w.mu.Unlock()
 		w.apply(ops)
