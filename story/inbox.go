@@ -3,6 +3,8 @@ package story
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -76,8 +78,8 @@ func InboxFetch(q InboxQuery) *xmlstream.Element {
 	if q.Archive != nil {
 		field("archive", strconv.FormatBool(*q.Archive))
 	}
-	for k, v := range q.Fields {
-		field(k, v)
+	for _, k := range slices.Sorted(maps.Keys(q.Fields)) {
+		field(k, q.Fields[k])
 	}
 	if len(form.Children) > n || q.FormType != "" {
 		inbox.AddChild(form)

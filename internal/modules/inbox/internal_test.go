@@ -203,3 +203,41 @@ func TestStamps(t *testing.T) {
 		t.Errorf("%v %v %v %v", a, b, c, d)
 	}
 }
+
+// FuzzRequests feeds client requests to the parsers of the fetch and of
+// entry properties: an error is fine, a panic is not, and a fetch that
+// parses asks for a sane page.
+func FuzzRequests(f *testing.F) {
+	for _, s := range []string{
+		"<inbox xmlns='erlang-solutions.com:xmpp:inbox:0'/>",
+		"<inbox xmlns='erlang-solutions.com:xmpp:inbox:0' queryid='q'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>erlang-solutions.com:xmpp:inbox:0</value></field>" +
+			"<field var='start'><value>2024-01-01T00:00:00Z</value></field><field var='order'><value>asc</value></field><field var='box'><value>all</value></field>" +
+			"<field var='hidden_read'><value>1</value></field><field var='archive'><value>true</value></field></x>" +
+			"<set xmlns='http://jabber.org/protocol/rsm'><max>10</max><before>2024-01-01T00:00:00.000001Z</before><after/></set></inbox>",
+		"<query xmlns='erlang-solutions.com:xmpp:inbox:0#conversation' jid='bob@x'><box>bin</box><mute>3600</mute><read>false</read><archive>0</archive></query>",
+		"<query xmlns='erlang-solutions.com:xmpp:inbox:0#conversation' jid='bob@x'><mute>99999999999999999999</mute></query>",
+	} {
+		f.Add(s)
+	}
+	cfg := DefaultConfig()
+	cfg.Boxes = []string{"favourites"}
+	ib := New(cfg)
+	alice := jid.MustParse("alice@x")
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		el, err := xmlstream.Parse([]byte(s))
+		if err != nil {
+			return
+		}
+		if r, err := ib.parseFetch(el, alice); err == nil {
+			if r.q.Max < 0 || r.q.Max > cfg.MaxResultLimit || r.q.Owner != alice || r.q.Box != "" && !ib.boxes[r.q.Box] {
+				t.Errorf("%s: %+v", s, r)
+			}
+		}
+		if p, err := ib.parseProperties(el, now); err == nil {
+			if p.Box != nil && !ib.boxes[*p.Box] || p.MutedUntil != nil && !p.MutedUntil.IsZero() && p.MutedUntil.Before(now) {
+				t.Errorf("%s: %+v", s, p)
+			}
+		}
+	})
+}
