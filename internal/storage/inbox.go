@@ -132,6 +132,8 @@ type InboxStore interface {
 	ResetInboxUnread(ctx context.Context, owner, with jid.JID, id string) (bool, error)
 	// RemoveInboxEntry deletes an entry (no error when there is none).
 	RemoveInboxEntry(ctx context.Context, owner, with jid.JID) error
+	// RemoveInbox deletes a user's whole inbox (RemoveAccount does it too).
+	RemoveInbox(ctx context.Context, owner jid.JID) error
 	// EmptyInboxBin deletes the user's entries in the bin and returns
 	// how many there were.
 	EmptyInboxBin(ctx context.Context, owner jid.JID) (int, error)

@@ -191,6 +191,14 @@ func (ib *Inbox) Start(ctx context.Context, env *module.Env) error {
 		// before its data is deleted.
 		env.Hooks.BeforeAck.Add(env.Owner, 0, func(ctx context.Context, _ module.Session) { ib.writer.sync(ctx) })
 		env.Hooks.UserRemoving.Add(env.Owner, 0, func(ctx context.Context, _ jid.JID) { ib.writer.sync(ctx) })
+		// A write queued between that wait and the deletion would
+		// leave an entry behind.
+		env.Hooks.UserRemoved.Add(env.Owner, 0, func(ctx context.Context, user jid.JID) {
+			ib.writer.sync(ctx)
+			if err := ib.store.RemoveInbox(ctx, user); err != nil {
+				ib.log.Error("inbox: removing the inbox of a removed account", "user", user.String(), "error", err)
+			}
+		})
 	}
 	// Discovery: the user's server lists the feature.
 	env.Hooks.ServerFeatures.Add(env.Owner, 0, NS)

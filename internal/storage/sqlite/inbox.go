@@ -341,6 +341,14 @@ func (s *Store) RemoveInboxEntry(ctx context.Context, owner, with jid.JID) error
 	return nil
 }
 
+// RemoveInbox implements storage.InboxStore.
+func (s *Store) RemoveInbox(ctx context.Context, owner jid.JID) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM inbox WHERE owner = ?`, owner.String()); err != nil {
+		return fmt.Errorf("sqlite: remove the inbox of %s: %w", owner, err)
+	}
+	return nil
+}
+
 // EmptyInboxBin implements storage.InboxStore.
 func (s *Store) EmptyInboxBin(ctx context.Context, owner jid.JID) (int, error) {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM inbox WHERE owner = ? AND box = 'bin'`, owner.String())

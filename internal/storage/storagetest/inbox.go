@@ -258,6 +258,19 @@ func testInbox(t *testing.T, b storage.Backend) {
 		t.Fatalf("reset in a batch: %v", err)
 	}
 
+	update(carol, alice, 74, storage.UnreadIncrement)
+	update(carol, bob, 75, storage.UnreadIncrement)
+	update(bob, carol, 76, storage.UnreadIncrement)
+	if err := s.RemoveInbox(ctx, carol); err != nil {
+		t.Fatal(err)
+	}
+	if got := peers(storage.InboxQuery{Owner: carol, AllBoxes: true}); got != "" {
+		t.Fatalf("after RemoveInbox: %q", got)
+	}
+	if e := entry(bob, carol); e.Unread != 1 || e.Message != "<message>76</message>" {
+		t.Fatalf("RemoveInbox took another inbox's entry: %+v", e)
+	}
+
 	// Removing an account removes its inbox, not the others'.
 	update(alice, bob, 60, storage.UnreadIncrement)
 	if err := b.RemoveAccount(ctx, alice); err != nil {
