@@ -279,7 +279,7 @@ func testInbox(t *testing.T, b storage.Backend) {
 	if got := peers(storage.InboxQuery{Owner: alice, AllBoxes: true}); got != "" {
 		t.Fatalf("inbox of a removed account: %q", got)
 	}
-	if got := peers(storage.InboxQuery{Owner: bob, AllBoxes: true}); got != "alice " {
+	if got := peers(storage.InboxQuery{Owner: bob, AllBoxes: true}); got != "carol alice " {
 		t.Fatalf("inbox of bob: %q", got)
 	}
 }
