@@ -64,6 +64,7 @@ type Config struct {
 	AffChanges       bool            `toml:"aff_changes" comment:"Being added to a MUC Light room creates or updates the room's entry (one unread)."`
 	RemoveOnKicked   bool            `toml:"remove_on_kicked" comment:"Being removed from a MUC Light room, or its destruction, removes the room's entry."`
 	MaxResultLimit   int             `toml:"max_result_limit" comment:"Most entries one query returns, whatever the client asks (0: no limit); the fin's RSM <set> tells the client where to go on."`
+	MaxResultBytes   int             `toml:"max_result_bytes" comment:"Size of the results of one query, roughly, beyond which the page ends early (0: no limit); all are queued for the client at once, so keep it well below c2s.max_outbound_bytes."`
 	BinTTL           config.Duration `toml:"bin_ttl" comment:"Entries in the bin for this long are deleted (0: never)."`
 	BinCleanInterval config.Duration `toml:"bin_clean_interval" comment:"How often the bins are purged of entries older than bin_ttl."`
 	Writes           string          `toml:"writes" comment:"batch: the message path queues its inbox writes and one goroutine commits them together, durable before the server acknowledges the message (XEP-0198) and before any inbox read; sync: one commit per write in the message path."`
@@ -102,6 +103,9 @@ func (c *Config) Validate() []error {
 	if c.MaxResultLimit < 0 {
 		errs = append(errs, errors.New("max_result_limit: must not be negative"))
 	}
+	if c.MaxResultBytes < 0 {
+		errs = append(errs, errors.New("max_result_bytes: must not be negative"))
+	}
 	if c.BinTTL.Duration < 0 {
 		errs = append(errs, errors.New("bin_ttl: must not be negative"))
 	}
@@ -119,6 +123,7 @@ func DefaultConfig() Config {
 		AffChanges:       true,
 		RemoveOnKicked:   true,
 		MaxResultLimit:   1000,
+		MaxResultBytes:   512 << 10,
 		BinTTL:           config.Duration{Duration: 30 * 24 * time.Hour},
 		BinCleanInterval: config.Duration{Duration: time.Hour},
 		Writes:           WritesBatch,

@@ -348,6 +348,33 @@ func TestStoryInboxMaxResultLimit(t *testing.T) {
 	})
 }
 
+// TestStoryInboxMaxResultBytes: a page whose results would be too big for
+// the client's output buffer ends early, with the fin's <set/> saying
+// where to go on; at least one entry always comes.
+func TestStoryInboxMaxResultBytes(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, servertest.Modules("[modules.inbox]\nmax_result_bytes = 2400"))
+	story.Run(t, srv, story.Users{"alice": 1, "bob": 1, "carol": 1, "dave": 1}, func(alice, bob, carol, dave *story.Client) {
+		long := strings.Repeat("x", 500)
+		exchange(t, bob, alice, "b"+long)
+		exchange(t, carol, alice, "c"+long)
+		exchange(t, dave, alice, "d"+strings.Repeat(long, 5))
+		es, fin := alice.FetchInbox(story.InboxQuery{})
+		if p := peers(alice.Bare(), es); p != "dave" {
+			t.Fatalf("page 1: %q", p)
+		}
+		set := fin.Child("set", stanza.NSRSM)
+		if set == nil || set.ChildText("count", stanza.NSRSM) != "3" {
+			t.Fatalf("no set in a truncated page: %s", fin)
+		}
+		checkFin(t, fin, 1, 1, 1)
+		es, _ = alice.FetchInbox(story.InboxQuery{Before: set.ChildText("last", stanza.NSRSM)})
+		if p := peers(alice.Bare(), es); p != "carol bob" {
+			t.Fatalf("page 2: %q", p)
+		}
+	})
+}
+
 // TestStoryInboxBoxes: the archive, custom boxes and the bin, set with
 // entry properties and queried with box (and the older archive field);
 // the bin is hidden unless asked for, a new message brings an archived or

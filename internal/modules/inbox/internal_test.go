@@ -130,10 +130,11 @@ func TestConfigValidate(t *testing.T) {
 		ResetMarkers:   []string{"seen"},
 		Groupchat:      []string{"muc"},
 		MaxResultLimit: -1,
+		MaxResultBytes: -1,
 		BinTTL:         config.Duration{Duration: time.Hour},
 	}
-	if errs := bad.Validate(); len(errs) != 9 {
-		t.Errorf("want 9 errors, got %d: %v", len(errs), errs)
+	if errs := bad.Validate(); len(errs) != 10 {
+		t.Errorf("want 10 errors, got %d: %v", len(errs), errs)
 	}
 }
 

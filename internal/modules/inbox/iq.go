@@ -214,6 +214,11 @@ func (ib *Inbox) applyForm(q *storage.InboxQuery, f *dataform.Form) error {
 
 var resultSeq atomic.Uint64
 
+// resultOverhead is about what a result message adds to the last message
+// it carries (the envelope, <result/>, <forwarded/>, <delay/>, box,
+// archive, mute), for max_result_bytes.
+const resultOverhead = 400
+
 // fetch answers the <inbox/> IQ set: one message per entry to the
 // requesting resource, then the IQ result with the <fin/>.
 func (ib *Inbox) fetch(ctx context.Context, iq *module.IQ) (*xmlstream.Element, error) {
@@ -236,8 +241,17 @@ func (ib *Inbox) fetch(ctx context.Context, iq *module.IQ) (*xmlstream.Element, 
 		}
 	}
 	now := ib.now()
-	count, unread, active := 0, 0, 0
-	for _, e := range entries {
+	count, unread, active, size := 0, 0, 0, 0
+	truncated := false
+	for i, e := range entries {
+		// The results are queued for the client at once: past
+		// max_result_bytes the page ends, and the fin's <set/> says
+		// where the next one starts.
+		size += len(e.Message) + resultOverhead
+		if ib.cfg.MaxResultBytes > 0 && count > 0 && size > ib.cfg.MaxResultBytes {
+			entries, truncated = entries[:i], true
+			break
+		}
 		msg, err := ib.resultMessage(e, iq.From, queryID, now)
 		if err != nil {
 			ib.log.Error("inbox: skipping an unreadable entry", "user", user.String(), "with", e.With.String(), "error", err)
@@ -257,7 +271,7 @@ func (ib *Inbox) fetch(ctx context.Context, iq *module.IQ) (*xmlstream.Element, 
 		xmlstream.NewElement("unread-messages", NS).AddText(strconv.Itoa(unread)),
 		xmlstream.NewElement("active-conversations", NS).AddText(strconv.Itoa(active)),
 	)
-	if r.hasRSM || r.q.Max > 0 && len(entries) == r.q.Max {
+	if r.hasRSM || truncated || r.q.Max > 0 && len(entries) == r.q.Max {
 		// XEP-0059 §2.1: first and last of the page (their stamps, the
 		// markers for the next page) and the size of the whole set.
 		all := r.q
