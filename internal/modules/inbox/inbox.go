@@ -123,7 +123,7 @@ func DefaultConfig() Config {
 		AffChanges:       true,
 		RemoveOnKicked:   true,
 		MaxResultLimit:   1000,
-		MaxResultBytes:   512 << 10,
+		MaxResultBytes:   768 << 10,
 		BinTTL:           config.Duration{Duration: 30 * 24 * time.Hour},
 		BinCleanInterval: config.Duration{Duration: time.Hour},
 		Writes:           WritesBatch,

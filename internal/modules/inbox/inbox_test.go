@@ -353,7 +353,7 @@ func TestStoryInboxMaxResultLimit(t *testing.T) {
 // where to go on; at least one entry always comes.
 func TestStoryInboxMaxResultBytes(t *testing.T) {
 	t.Parallel()
-	srv := servertest.Start(t, servertest.Modules("[modules.inbox]\nmax_result_bytes = 2400"))
+	srv := servertest.Start(t, servertest.Modules("[modules.inbox]\nmax_result_bytes = 2300"))
 	story.Run(t, srv, story.Users{"alice": 1, "bob": 1, "carol": 1, "dave": 1}, func(alice, bob, carol, dave *story.Client) {
 		long := strings.Repeat("x", 500)
 		exchange(t, bob, alice, "b"+long)

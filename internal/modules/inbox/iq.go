@@ -217,7 +217,7 @@ var resultSeq atomic.Uint64
 // resultOverhead is about what a result message adds to the last message
 // it carries (the envelope, <result/>, <forwarded/>, <delay/>, box,
 // archive, mute), for max_result_bytes.
-const resultOverhead = 400
+const resultOverhead = 350
 
 // fetch answers the <inbox/> IQ set: one message per entry to the
 // requesting resource, then the IQ result with the <fin/>.
