@@ -203,6 +203,24 @@ func TestStoryInboxContentOnly(t *testing.T) {
 	})
 }
 
+// TestStoryInboxBlocked: a message the recipient's block list refuses
+// (XEP-0191) never reaches the recipient's inbox (the inbox hook runs
+// after the filters).
+func TestStoryInboxBlocked(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) {
+		block := story.IQSet(nil, xmlstream.NewElement("block", "urn:xmpp:blocking").AddChild(
+			xmlstream.NewElement("item", "urn:xmpp:blocking").SetAttr("jid", bob.Bare().String())))
+		story.AssertStanza(t, alice.IQ(block), story.IsIQ("result"))
+		bob.Send(story.Chat(alice.Bare(), "let me in"))
+		bob.Expect(story.IsMessageType(stanza.MessageError))
+		if es, _ := alice.FetchInbox(story.InboxQuery{Box: "all"}); len(es) != 0 {
+			t.Errorf("alice's inbox has a blocked message: %+v", es)
+		}
+	})
+}
+
 // TestStoryInboxMarkers: a displayed marker (XEP-0333) for the last
 // message resets the count; one for an older message does not (newer
 // ones are still unread); a received marker does not by default; the
