@@ -9,7 +9,9 @@
 // message with a body updates the sender's entry (read) and the
 // recipient's (one more unread); a MUC Light room message every member's;
 // a chat marker (XEP-0333) the user sends resets the count. Queries,
-// entry properties and the bin are IQs (iq.go).
+// entry properties and the bin are IQs (iq.go). Writes are batched
+// (writer.go) and durable before the server acknowledges a stanza
+// (XEP-0198) or answers an inbox read.
 package inbox
 
 import (
