@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -241,4 +242,76 @@ func FuzzRequests(f *testing.F) {
 			}
 		}
 	})
+}
+
+func openStore(t *testing.T) *sqlite.Store {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), sqlite.Options{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// TestWriterStop: stopping the module commits what the writer queued, and
+// writes after that are applied at once.
+func TestWriterStop(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	ib := New(DefaultConfig())
+	env := &module.Env{Hooks: &module.Hooks{}, Owner: "inbox", Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := ib.Start(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	alice := jid.MustParse("alice@x")
+	ev := func(from string) *module.StanzaEvent {
+		return &module.StanzaEvent{User: alice, Stanza: parse(t, "<message xmlns='jabber:client' from='"+from+"/r' to='alice@x' type='chat'><body>hi</body></message>")}
+	}
+	for i := range 100 {
+		ib.received(ctx, ev(fmt.Sprintf("p%d@x", i)))
+	}
+	ib.Stop()
+	if n, err := store.CountInbox(ctx, storage.InboxQuery{Owner: alice}); err != nil || n != 100 {
+		t.Fatalf("%d entries after stop, %v", n, err)
+	}
+	ib.received(ctx, ev("late@x"))
+	if _, err := store.InboxEntry(ctx, alice, jid.MustParse("late@x")); err != nil {
+		t.Fatalf("a write after stop: %v", err)
+	}
+}
+
+// failingStore fails batches holding a write for "bad@x".
+type failingStore struct {
+	Store
+}
+
+func (s failingStore) ApplyInbox(ctx context.Context, ops []storage.InboxOp) error {
+	for _, op := range ops {
+		if op.Update.With.String() == "bad@x" {
+			return errors.New("refused")
+		}
+	}
+	return s.Store.ApplyInbox(ctx, ops)
+}
+
+// TestWriterBadWrite: a batch that fails is written one by one, so one
+// bad write loses only itself.
+func TestWriterBadWrite(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	w := newWriter(failingStore{store}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	alice := jid.MustParse("alice@x")
+	var ops []storage.InboxOp
+	for _, p := range []string{"a@x", "bad@x", "b@x"} {
+		ops = append(ops, storage.InboxOp{Update: storage.InboxUpdate{Owner: alice, With: jid.MustParse(p), Message: "<message/>"}})
+	}
+	var last time.Time
+	w.add(func() time.Time { last = last.Add(time.Second); return last }, ops...)
+	w.sync(ctx)
+	w.close()
+	es, err := store.QueryInbox(ctx, storage.InboxQuery{Owner: alice, Ascending: true})
+	if err != nil || len(es) != 2 || es[0].With.String() != "a@x" || es[1].With.String() != "b@x" {
+		t.Fatalf("%+v %v", es, err)
+	}
 }
