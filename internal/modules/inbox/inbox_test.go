@@ -3,6 +3,7 @@ package inbox_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -605,7 +606,7 @@ func TestStoryInboxErrors(t *testing.T) {
 // routeRoomMessage delivers a MUC Light room message to a client as the
 // MUC Light module does: a groupchat message from room@service/sender
 // (the sender's bare JID) through the router.
-func routeRoomMessage(t *testing.T, srv *servertest.Server, room jid.JID, sender string, to *story.Client, body string, extra ...*xmlstream.Element) {
+func routeRoomMessage(t *testing.T, srv *servertest.Server, room jid.JID, sender string, to *story.Client, body string, extra ...*xmlstream.Element) *xmlstream.Element {
 	t.Helper()
 	from := room
 	if sender != "" {
@@ -621,7 +622,7 @@ func routeRoomMessage(t *testing.T, srv *servertest.Server, room jid.JID, sender
 		t.Fatal(serr)
 	}
 	srv.Router().Route(context.Background(), &st)
-	to.Expect(story.IsMessageType(stanza.MessageGroupchat), hasID(el.Attr("id")))
+	return to.Expect(story.IsMessageType(stanza.MessageGroupchat), hasID(el.Attr("id")))
 }
 
 // TestStoryInboxMUCLight: room messages update the room's entry; the
@@ -731,8 +732,9 @@ func TestStoryInboxDisabled(t *testing.T) {
 }
 
 // TestStoryInboxAgreesWithDelivery: messages among several users, one
-// at a time and then all at once; each inbox entry's last message and
-// unread count agree with what the clients actually sent and received.
+// at a time with markers, then all at once, then in a MUC Light room;
+// each inbox entry's last message and unread count agree with what the
+// clients actually sent and received, in both write modes.
 func TestStoryInboxAgreesWithDelivery(t *testing.T) {
 	t.Parallel()
 	for _, writes := range []string{"batch", "sync"} {
@@ -830,9 +832,33 @@ func agreesWithDelivery(t *testing.T, srv *servertest.Server) {
 				s.last, s.sent, s.unread = m, true, 0
 			}
 		}
+		// Phase 3, a MUC Light room with all four: each member's copy
+		// updates the member's entry for the room, one more unread
+		// unless the member sent it.
+		room := jid.MustParse("agree@muclight." + srv.Domain())
+		roomLast := make([]*xmlstream.Element, len(cs))
+		roomUnread := make([]int, len(cs))
+		for i := range 12 {
+			sender := cs[(i*5+1)%4].Bare().String()
+			for m, c := range cs {
+				roomLast[m] = routeRoomMessage(t, srv, room, sender, c, fmt.Sprintf("room %d", i))
+				if sender != c.Bare().String() {
+					roomUnread[m]++
+				}
+			}
+		}
 		for a, c := range cs {
 			flush(t, c)
 			es, fin := c.FetchInbox(story.InboxQuery{})
+			if e, ok := byPeer(t, c.Bare(), es)[room.String()]; !ok || e.Unread != roomUnread[a] || !xmlstream.Equal(e.Message, roomLast[a]) {
+				t.Errorf("%s's room entry: %+v, want %d unread and\n %s", c.Name(), e, roomUnread[a], roomLast[a])
+			}
+			// The one-to-one entries are checked below; the fin without
+			// the room's entry.
+			es = slices.DeleteFunc(es, func(e story.InboxEntry) bool { return e.With(c.Bare()) == room.String() })
+			fin = xmlstream.NewElement("fin", nsInbox).AddChild(
+				xmlstream.NewElement("count", nsInbox).AddText(strconv.Itoa(finValue(t, fin, "count")-1)),
+				xmlstream.NewElement("unread-messages", nsInbox).AddText(strconv.Itoa(finValue(t, fin, "unread-messages")-roomUnread[a])))
 			got := byPeer(t, c.Bare(), es)
 			n, unread := 0, 0
 			for b, other := range cs {
