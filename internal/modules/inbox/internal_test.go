@@ -315,3 +315,61 @@ func TestWriterBadWrite(t *testing.T) {
 		t.Fatalf("%+v %v", es, err)
 	}
 }
+
+// blockingStore holds every batch until release is closed.
+type blockingStore struct {
+	Store
+	release chan struct{}
+}
+
+func (s blockingStore) ApplyInbox(ctx context.Context, ops []storage.InboxOp) error {
+	<-s.release
+	return s.Store.ApplyInbox(ctx, ops)
+}
+
+// TestWriterFull: with the database stalled, queueing past maxQueue
+// waits; everything is committed once it goes on.
+func TestWriterFull(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	release := make(chan struct{})
+	w := newWriter(blockingStore{store, release}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	alice := jid.MustParse("alice@x")
+	op := func(i int) storage.InboxOp {
+		return storage.InboxOp{Update: storage.InboxUpdate{Owner: alice, With: jid.MustParse(fmt.Sprintf("p%d@x", i%100)), Message: "<message/>"}}
+	}
+	var ss stamps
+	stamp := func() time.Time { return ss.next(time.Now()) }
+	// The writer takes a first batch and stalls on it; the queue fills
+	// up to the limit without waiting.
+	for i := 0; ; i++ {
+		w.mu.Lock()
+		n := len(w.queue)
+		w.mu.Unlock()
+		if n >= maxQueue {
+			break
+		}
+		w.add(stamp, op(i))
+	}
+	done := make(chan struct{})
+	go func() {
+		w.add(stamp, op(0))
+		close(done)
+	}()
+	select {
+	case <-done:
+		w.mu.Lock()
+		n := len(w.queue)
+		w.mu.Unlock()
+		if n > maxQueue {
+			t.Fatalf("queued past the limit without waiting (%d queued)", n)
+		}
+	default:
+	}
+	close(release)
+	<-done
+	w.close()
+	if n, err := store.CountInbox(ctx, storage.InboxQuery{Owner: alice}); err != nil || n != 100 {
+		t.Fatalf("%d entries, %v", n, err)
+	}
+}

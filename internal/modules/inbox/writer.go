@@ -26,6 +26,11 @@ const (
 // maxBatch bounds one transaction.
 const maxBatch = 512
 
+// maxQueue bounds the writes waiting: past it, the goroutine that queues
+// waits until its own writes are committed, so that a stalled database
+// slows the message path down instead of filling memory.
+const maxQueue = 8192
+
 // writer commits inbox writes in batches. The sequence numbers count
 // writes: queued is the last one queued, done the last one committed (or
 // given up on), so waiting for "everything queued so far" is waiting for
@@ -70,10 +75,14 @@ func (w *writer) add(stamp func() time.Time, ops ...storage.InboxOp) {
 	}
 	w.queue = append(w.queue, ops...)
 	w.queued += uint64(len(ops))
+	full := len(w.queue) > maxQueue
 	w.mu.Unlock()
 	select {
 	case w.kick <- struct{}{}:
 	default:
+	}
+	if full {
+		w.sync(context.Background())
 	}
 }
 
