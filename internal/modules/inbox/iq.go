@@ -290,9 +290,11 @@ func (ib *Inbox) fetch(ctx context.Context, iq *module.IQ) (*xmlstream.Element, 
 	return fin, nil
 }
 
-// deliver sends el to the requesting resource, before the IQ result.
+// deliver sends el to the requesting resource, before the IQ result (a
+// session that is ending drops it, as it will the result).
 func (ib *Inbox) deliver(ctx context.Context, iq *module.IQ, el *xmlstream.Element) {
-	if iq.Session != nil && iq.Session.Deliver(el) {
+	if iq.Session != nil {
+		iq.Session.Deliver(el)
 		return
 	}
 	ib.host.Send(ctx, el)
