@@ -8,6 +8,7 @@ import (
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/csi"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/disco"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/entitytime"
+	_ "github.com/meerkat-xmpp/meerkat/internal/modules/inbox"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/last"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/mam"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/offline"

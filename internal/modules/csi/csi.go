@@ -59,6 +59,10 @@ var DefaultUrgentPayloads = []string{
 	"urn:xmpp:jingle-message:0",      // XEP-0353 call invitations
 	"urn:xmpp:jingle-message:1",
 	"urn:xmpp:mam:2", // XEP-0313 results: the answer to the client's own query
+	// Inbox results and entry changes: the answers to the client's own
+	// requests (the IQ result would otherwise overtake them).
+	"erlang-solutions.com:xmpp:inbox:0",
+	"erlang-solutions.com:xmpp:inbox:0#conversation",
 }
 
 func init() {

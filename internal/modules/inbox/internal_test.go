@@ -1,0 +1,375 @@
+package inbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/meerkat-xmpp/meerkat/internal/config"
+	"github.com/meerkat-xmpp/meerkat/internal/module"
+	"github.com/meerkat-xmpp/meerkat/internal/storage"
+	"github.com/meerkat-xmpp/meerkat/internal/storage/sqlite"
+	"github.com/meerkat-xmpp/meerkat/jid"
+	"github.com/meerkat-xmpp/meerkat/stanza"
+	"github.com/meerkat-xmpp/meerkat/xmlstream"
+)
+
+func parse(t *testing.T, s string) *stanza.Stanza {
+	t.Helper()
+	el, err := xmlstream.Parse([]byte(s))
+	if err != nil {
+		t.Fatalf("%s: %v", s, err)
+	}
+	st, serr := stanza.Parse(el, stanza.NSClient)
+	if serr != nil {
+		t.Fatalf("%s: %v", s, serr)
+	}
+	return &st
+}
+
+func TestDecisions(t *testing.T) {
+	ib := New(DefaultConfig())
+	alice := jid.MustParse("alice@x")
+	const (
+		aff     = "<x xmlns='urn:xmpp:muclight:0#affiliations'><user affiliation='%s'>%s</user></x>"
+		marker  = "<displayed xmlns='urn:xmpp:chat-markers:0' id='m1'/>"
+		receivd = "<received xmlns='urn:xmpp:chat-markers:0' id='m1'/>"
+	)
+	for _, tc := range []struct {
+		name     string
+		sent     bool
+		msg      string
+		want     []change
+		noMUCL   bool
+		noAffs   bool
+		noRemove bool
+	}{
+		{name: "sent chat", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='bob@x/r' type='chat'><body>hi</body></message>",
+			want: []change{{op: opUpdate, with: jid.MustParse("bob@x"), unread: storage.UnreadReset}}},
+		{name: "sent normal, empty body", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='bob@x'><body/></message>",
+			want: []change{{op: opUpdate, with: jid.MustParse("bob@x"), unread: storage.UnreadReset}}},
+		{name: "sent chat state", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='bob@x' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"},
+		{name: "sent headline", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='bob@x' type='headline'><body>x</body></message>"},
+		{name: "sent to self", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='alice@x/other' type='chat'><body>x</body></message>"},
+		{name: "sent to a server", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='x' type='chat'><body>x</body></message>"},
+		{name: "sent marker", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='bob@x' type='chat'>" + marker + "</message>",
+			want: []change{{op: opReset, with: jid.MustParse("bob@x"), markerID: "m1"}}},
+		{name: "sent marker not configured", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='bob@x' type='chat'>" + receivd + "</message>"},
+		{name: "sent marker with a body", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='bob@x' type='chat'><body>ok</body>" + marker + "</message>",
+			want: []change{{op: opReset, with: jid.MustParse("bob@x"), markerID: "m1"}, {op: opUpdate, with: jid.MustParse("bob@x"), unread: storage.UnreadReset}}},
+		{name: "sent groupchat", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='room@muclight.x' type='groupchat'><body>hi</body></message>"},
+		{name: "sent groupchat marker", sent: true, msg: "<message xmlns='jabber:client' from='alice@x/r' to='room@muclight.x' type='groupchat'>" + marker + "</message>",
+			want: []change{{op: opReset, with: jid.MustParse("room@muclight.x"), markerID: "m1"}}},
+
+		{name: "received chat", msg: "<message xmlns='jabber:client' from='bob@x/r' to='alice@x' type='chat'><body>hi</body></message>",
+			want: []change{{op: opUpdate, with: jid.MustParse("bob@x"), unread: storage.UnreadIncrement}}},
+		{name: "received error", msg: "<message xmlns='jabber:client' from='bob@x/r' to='alice@x' type='error'><body>hi</body></message>"},
+		{name: "received from a server", msg: "<message xmlns='jabber:client' from='x' to='alice@x'><body>motd</body></message>"},
+		{name: "received from another resource", msg: "<message xmlns='jabber:client' from='alice@x/r' to='alice@x/s' type='chat'><body>hi</body></message>"},
+		{name: "received marker", msg: "<message xmlns='jabber:client' from='bob@x/r' to='alice@x' type='chat'>" + marker + "</message>"},
+		{name: "room message", msg: "<message xmlns='jabber:client' from='room@muclight.x/bob@x' to='alice@x' type='groupchat'><body>hi</body></message>",
+			want: []change{{op: opUpdate, with: jid.MustParse("room@muclight.x"), unread: storage.UnreadIncrement}}},
+		{name: "own room message", msg: "<message xmlns='jabber:client' from='room@muclight.x/alice@x' to='alice@x' type='groupchat'><body>hi</body></message>",
+			want: []change{{op: opUpdate, with: jid.MustParse("room@muclight.x"), unread: storage.UnreadKeep}}},
+		{name: "room message, groupchat off", noMUCL: true, msg: "<message xmlns='jabber:client' from='room@muclight.x/bob@x' to='alice@x' type='groupchat'><body>hi</body></message>"},
+		{name: "room message without body", msg: "<message xmlns='jabber:client' from='room@muclight.x/bob@x' to='alice@x' type='groupchat'><subject>s</subject></message>"},
+		{name: "classic MUC", msg: "<message xmlns='jabber:client' from='room@conference.x/Bob' to='alice@x' type='groupchat'><body>hi</body></message>"},
+		{name: "added", msg: "<message xmlns='jabber:client' from='room@muclight.x' to='alice@x' type='groupchat'>" + fmt.Sprintf(aff, "member", "alice@x") + "</message>",
+			want: []change{{op: opUpdate, with: jid.MustParse("room@muclight.x"), unread: storage.UnreadIncrement}}},
+		{name: "added, aff_changes off", noAffs: true, msg: "<message xmlns='jabber:client' from='room@muclight.x' to='alice@x' type='groupchat'>" + fmt.Sprintf(aff, "member", "alice@x") + "</message>"},
+		{name: "someone else added", msg: "<message xmlns='jabber:client' from='room@muclight.x' to='alice@x' type='groupchat'>" + fmt.Sprintf(aff, "member", "bob@x") + "</message>"},
+		{name: "removed", msg: "<message xmlns='jabber:client' from='room@muclight.x' to='alice@x' type='groupchat'>" + fmt.Sprintf(aff, "none", "alice@x") + "</message>",
+			want: []change{{op: opRemove, with: jid.MustParse("room@muclight.x")}}},
+		{name: "removed, remove_on_kicked off", noRemove: true, msg: "<message xmlns='jabber:client' from='room@muclight.x' to='alice@x' type='groupchat'>" + fmt.Sprintf(aff, "none", "alice@x") + "</message>"},
+		{name: "destroyed", msg: "<message xmlns='jabber:client' from='room@muclight.x' to='alice@x' type='groupchat'><x xmlns='urn:xmpp:muclight:0#destroy'/></message>",
+			want: []change{{op: opRemove, with: jid.MustParse("room@muclight.x")}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			if tc.noMUCL {
+				cfg.Groupchat = nil
+			}
+			cfg.AffChanges = !tc.noAffs
+			cfg.RemoveOnKicked = !tc.noRemove
+			ib = New(cfg)
+			st := parse(t, tc.msg)
+			var got []change
+			if tc.sent {
+				got = ib.onSent(st, alice)
+			} else {
+				got = ib.onReceived(st, alice)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMessageIDs(t *testing.T) {
+	st := parse(t, "<message xmlns='jabber:client' id='a' from='b@x/r'><body>x</body>"+
+		"<origin-id xmlns='urn:xmpp:sid:0' id='o'/><stanza-id xmlns='urn:xmpp:sid:0' id='s' by='alice@x'/><stanza-id xmlns='urn:example' id='no'/></message>")
+	if got := messageIDs(st.El); !slices.Equal(got, []string{"a", "o", "s"}) {
+		t.Errorf("%v", got)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := DefaultConfig()
+	good.Boxes = []string{"favourites", "work"}
+	if errs := good.Validate(); len(errs) != 0 {
+		t.Errorf("%v", errs)
+	}
+	bad := Config{
+		Boxes:          []string{"inbox", "all", "", "x", "x"},
+		ResetMarkers:   []string{"seen"},
+		Groupchat:      []string{"muc"},
+		MaxResultLimit: -1,
+		MaxResultBytes: -1,
+		BinTTL:         config.Duration{Duration: time.Hour},
+	}
+	if errs := bad.Validate(); len(errs) != 10 {
+		t.Errorf("want 10 errors, got %d: %v", len(errs), errs)
+	}
+}
+
+// TestBinJanitor: entries in the bin longer than bin_ttl are purged, by
+// the time they entered the bin.
+func TestBinJanitor(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	cfg := DefaultConfig()
+	cfg.BinTTL = config.Duration{Duration: 24 * time.Hour}
+	ib := New(cfg)
+	env := &module.Env{Hooks: &module.Hooks{}, Owner: "inbox", Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := ib.Start(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	defer ib.Stop()
+	alice := jid.MustParse("alice@x")
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	bin := storage.BoxBin
+	for i, peer := range []string{"old@x", "young@x", "kept@x"} {
+		with := jid.MustParse(peer)
+		if err := store.UpdateInbox(ctx, storage.InboxUpdate{Owner: alice, With: with, Message: "<message/>", Stamp: now.Add(-100 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if i < 2 {
+			// old entered the bin 25 hours ago, young 23.
+			if _, err := store.SetInboxProperties(ctx, alice, with, storage.InboxProperties{Box: &bin}, now.Add(time.Duration(-25+2*i)*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ib.now = func() time.Time { return now }
+	ib.purgeBins(ctx)
+	es, err := store.QueryInbox(ctx, storage.InboxQuery{Owner: alice, AllBoxes: true, Ascending: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range es {
+		left = append(left, e.With.String())
+	}
+	if !slices.Equal(left, []string{"kept@x", "young@x"}) && !slices.Equal(left, []string{"young@x", "kept@x"}) {
+		t.Errorf("left after the purge: %v", left)
+	}
+}
+
+// TestStartWithoutStore: a backend without inboxes is a start error.
+func TestStartWithoutStore(t *testing.T) {
+	err := New(DefaultConfig()).Start(context.Background(), &module.Env{Hooks: &module.Hooks{}, Store: struct{}{}})
+	if err == nil {
+		t.Fatal("started without a store")
+	}
+}
+
+func TestStamps(t *testing.T) {
+	var s stamps
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 123456789, time.UTC)
+	a := s.next(t0)
+	b := s.next(t0)
+	c := s.next(t0.Add(-time.Second))
+	d := s.next(t0.Add(time.Second))
+	if !a.Equal(t0.Truncate(time.Microsecond)) || !b.Equal(a.Add(time.Microsecond)) || !c.Equal(b.Add(time.Microsecond)) || !d.Equal(t0.Add(time.Second).Truncate(time.Microsecond)) {
+		t.Errorf("%v %v %v %v", a, b, c, d)
+	}
+}
+
+// FuzzRequests feeds client requests to the parsers of the fetch and of
+// entry properties: an error is fine, a panic is not, and a fetch that
+// parses asks for a sane page.
+func FuzzRequests(f *testing.F) {
+	for _, s := range []string{
+		"<inbox xmlns='erlang-solutions.com:xmpp:inbox:0'/>",
+		"<inbox xmlns='erlang-solutions.com:xmpp:inbox:0' queryid='q'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>erlang-solutions.com:xmpp:inbox:0</value></field>" +
+			"<field var='start'><value>2024-01-01T00:00:00Z</value></field><field var='order'><value>asc</value></field><field var='box'><value>all</value></field>" +
+			"<field var='hidden_read'><value>1</value></field><field var='archive'><value>true</value></field></x>" +
+			"<set xmlns='http://jabber.org/protocol/rsm'><max>10</max><before>2024-01-01T00:00:00.000001Z</before><after/></set></inbox>",
+		"<query xmlns='erlang-solutions.com:xmpp:inbox:0#conversation' jid='bob@x'><box>bin</box><mute>3600</mute><read>false</read><archive>0</archive></query>",
+		"<query xmlns='erlang-solutions.com:xmpp:inbox:0#conversation' jid='bob@x'><mute>99999999999999999999</mute></query>",
+	} {
+		f.Add(s)
+	}
+	cfg := DefaultConfig()
+	cfg.Boxes = []string{"favourites"}
+	ib := New(cfg)
+	alice := jid.MustParse("alice@x")
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		el, err := xmlstream.Parse([]byte(s))
+		if err != nil {
+			return
+		}
+		if r, err := ib.parseFetch(el, alice); err == nil {
+			if r.q.Max < 0 || r.q.Max > cfg.MaxResultLimit || r.q.Owner != alice || r.q.Box != "" && !ib.boxes[r.q.Box] {
+				t.Errorf("%s: %+v", s, r)
+			}
+		}
+		if p, err := ib.parseProperties(el, now); err == nil {
+			if p.Box != nil && !ib.boxes[*p.Box] || p.MutedUntil != nil && !p.MutedUntil.IsZero() && p.MutedUntil.Before(now) {
+				t.Errorf("%s: %+v", s, p)
+			}
+		}
+	})
+}
+
+func openStore(t *testing.T) *sqlite.Store {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), sqlite.Options{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// TestWriterStop: stopping the module commits what the writer queued, and
+// writes after that are applied at once.
+func TestWriterStop(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	ib := New(DefaultConfig())
+	env := &module.Env{Hooks: &module.Hooks{}, Owner: "inbox", Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := ib.Start(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	alice := jid.MustParse("alice@x")
+	ev := func(from string) *module.StanzaEvent {
+		return &module.StanzaEvent{User: alice, Stanza: parse(t, "<message xmlns='jabber:client' from='"+from+"/r' to='alice@x' type='chat'><body>hi</body></message>")}
+	}
+	for i := range 100 {
+		ib.received(ctx, ev(fmt.Sprintf("p%d@x", i)))
+	}
+	ib.Stop()
+	if n, err := store.CountInbox(ctx, storage.InboxQuery{Owner: alice}); err != nil || n != 100 {
+		t.Fatalf("%d entries after stop, %v", n, err)
+	}
+	ib.received(ctx, ev("late@x"))
+	if _, err := store.InboxEntry(ctx, alice, jid.MustParse("late@x")); err != nil {
+		t.Fatalf("a write after stop: %v", err)
+	}
+}
+
+// failingStore fails batches holding a write for "bad@x".
+type failingStore struct {
+	Store
+}
+
+func (s failingStore) ApplyInbox(ctx context.Context, ops []storage.InboxOp) error {
+	for _, op := range ops {
+		if op.Update.With.String() == "bad@x" {
+			return errors.New("refused")
+		}
+	}
+	return s.Store.ApplyInbox(ctx, ops)
+}
+
+// TestWriterBadWrite: a batch that fails is written one by one, so one
+// bad write loses only itself.
+func TestWriterBadWrite(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	w := newWriter(failingStore{store}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	alice := jid.MustParse("alice@x")
+	var ops []storage.InboxOp
+	for _, p := range []string{"a@x", "bad@x", "b@x"} {
+		ops = append(ops, storage.InboxOp{Update: storage.InboxUpdate{Owner: alice, With: jid.MustParse(p), Message: "<message/>"}})
+	}
+	var last time.Time
+	w.add(func() time.Time { last = last.Add(time.Second); return last }, ops...)
+	w.sync(ctx)
+	w.close()
+	es, err := store.QueryInbox(ctx, storage.InboxQuery{Owner: alice, Ascending: true})
+	if err != nil || len(es) != 2 || es[0].With.String() != "a@x" || es[1].With.String() != "b@x" {
+		t.Fatalf("%+v %v", es, err)
+	}
+}
+
+// blockingStore holds every batch until release is closed.
+type blockingStore struct {
+	Store
+	release chan struct{}
+}
+
+func (s blockingStore) ApplyInbox(ctx context.Context, ops []storage.InboxOp) error {
+	<-s.release
+	return s.Store.ApplyInbox(ctx, ops)
+}
+
+// TestWriterFull: with the database stalled, queueing past maxQueue
+// waits; everything is committed once it goes on.
+func TestWriterFull(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	release := make(chan struct{})
+	w := newWriter(blockingStore{store, release}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	alice := jid.MustParse("alice@x")
+	op := func(i int) storage.InboxOp {
+		return storage.InboxOp{Update: storage.InboxUpdate{Owner: alice, With: jid.MustParse(fmt.Sprintf("p%d@x", i%100)), Message: "<message/>"}}
+	}
+	var ss stamps
+	stamp := func() time.Time { return ss.next(time.Now()) }
+	// The writer takes a first batch and stalls on it; the queue fills
+	// up to the limit without waiting.
+	for i := 0; ; i++ {
+		w.mu.Lock()
+		n := len(w.queue)
+		w.mu.Unlock()
+		if n >= maxQueue {
+			break
+		}
+		w.add(stamp, op(i))
+	}
+	done := make(chan struct{})
+	go func() {
+		w.add(stamp, op(0))
+		close(done)
+	}()
+	select {
+	case <-done:
+		w.mu.Lock()
+		n := len(w.queue)
+		w.mu.Unlock()
+		if n > maxQueue {
+			t.Fatalf("queued past the limit without waiting (%d queued)", n)
+		}
+	default:
+	}
+	close(release)
+	<-done
+	w.close()
+	if n, err := store.CountInbox(ctx, storage.InboxQuery{Owner: alice}); err != nil || n != 100 {
+		t.Fatalf("%d entries, %v", n, err)
+	}
+}
