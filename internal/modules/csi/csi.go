@@ -58,7 +58,10 @@ var DefaultUrgentPayloads = []string{
 	"jabber:x:encrypted",             // XEP-0027 legacy OpenPGP
 	"urn:xmpp:jingle-message:0",      // XEP-0353 call invitations
 	"urn:xmpp:jingle-message:1",
-	"urn:xmpp:mam:2", // XEP-0313 results: the answer to the client's own query
+	// XEP-0313 results: the answer to the client's own query (the IQ
+	// result with <fin/> would otherwise overtake them).
+	"urn:xmpp:mam:2",
+	"urn:xmpp:mam:1",
 	// Inbox results and entry changes: the answers to the client's own
 	// requests (the IQ result would otherwise overtake them).
 	"erlang-solutions.com:xmpp:inbox:0",
