@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -395,11 +396,16 @@ func (s *Server) stopModules() {
 	s.modules = nil
 }
 
+// reservedFiles are the open files kept for other uses than client
+// connections: listeners, the database and its journal, certificates.
+const reservedFiles = 64
+
 // raiseFileLimit raises the soft limit of open files to the hard limit
 // and logs how many connections that allows.
 func raiseFileLimit(log *slog.Logger) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("could not read the open files limit", "error", err)
 		return
 	}
 	if lim.Cur < lim.Max {
@@ -409,5 +415,6 @@ func raiseFileLimit(log *slog.Logger) {
 		}
 		syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
-	log.Info("open files limit", "limit", lim.Cur, "connections", max(int64(lim.Cur)-64, 0))
+	// RLIM_INFINITY is the largest uint64.
+	log.Info("open files limit", "limit", lim.Cur, "connections", max(int64(min(lim.Cur, math.MaxInt64))-reservedFiles, 0))
 }
