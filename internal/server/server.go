@@ -243,7 +243,9 @@ func (s *Server) Start() error {
 		go serve(direct, true)
 	}
 	if httpLn != nil || httpsLn != nil {
-		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second,
+			// Failed TLS handshakes and the like, in the server's log.
+			ErrorLog: slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelDebug)}
 	}
 	serveHTTP := func(ln net.Listener) {
 		defer s.wg.Done()
