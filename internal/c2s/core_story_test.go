@@ -5,8 +5,13 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"io"
+	"net"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/meerkat-xmpp/meerkat/internal/config"
 	"github.com/meerkat-xmpp/meerkat/internal/servertest"
@@ -233,4 +238,37 @@ func TestStoryOldTLSRefused(t *testing.T) {
 		t.Fatalf("direct TLS with TLS 1.2: %v", err)
 	}
 	c.Close()
+}
+
+// TestStoryShutdownDuringTLSHandshake: a server shutting down while a
+// direct TLS client has not finished its handshake closes the connection
+// without writing anything: no XML in clear where TLS records are due
+// (it used to write <stream:error><system-shutdown/> in clear, racing
+// with the handshake).
+func TestStoryShutdownDuringTLSHandshake(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	conn, err := net.Dial("tcp", srv.Addrs().DirectTLS.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The server has the connection and waits for the ClientHello.
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.Connections() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections", srv.Connections())
+		}
+		runtime.Gosched()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(conn)
+	if len(got) > 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read %q, %v; want the connection closed with nothing written", got, err)
+	}
 }

@@ -353,6 +353,10 @@ func (s *Server) closeListeners() {
 // Addrs returns the addresses listened on (after Start).
 func (s *Server) Addrs() Addrs { return s.addrs }
 
+// Connections returns the number of open client connections (TCP,
+// WebSocket and BOSH sessions).
+func (s *Server) Connections() int { return s.c2s.Connections() }
+
 // Store returns the storage backend.
 func (s *Server) Store() storage.Backend { return s.store }
 
