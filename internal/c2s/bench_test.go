@@ -105,11 +105,24 @@ func rawClient(b *testing.B, srv *servertest.Server, acct story.Account, resourc
 // archive (XEP-0313, on by default) stores each message twice, in the
 // sender's and in the receiver's archive; the timing ends when both
 // copies of every message are on disk. One operation is one message
-// delivered.
+// delivered. pairs=10/archive=off is the same without the archive, for
+// comparison.
 func BenchmarkRouteChat(b *testing.B) {
-	for _, pairs := range []int{1, 10, 100} {
-		b.Run("pairs="+strconv.Itoa(pairs), func(b *testing.B) {
-			srv := servertest.Start(b)
+	for _, c := range []struct {
+		pairs   int
+		archive bool
+	}{{1, true}, {10, true}, {100, true}, {10, false}} {
+		name := "pairs=" + strconv.Itoa(c.pairs)
+		if !c.archive {
+			name += "/archive=off"
+		}
+		pairs := c.pairs
+		b.Run(name, func(b *testing.B) {
+			srv := servertest.Start(b, func(cfg *config.Config) {
+				if !c.archive {
+					servertest.Modules("[modules.mam]\nenabled = false")(cfg)
+				}
+			})
 			senders := make([]*story.Raw, pairs)
 			receivers := make([]*story.Raw, pairs)
 			targets := make([]jid.JID, pairs)
