@@ -202,6 +202,10 @@ func (t *tcpTransport) startTLS(ctx context.Context, cfg *tls.Config, deadline t
 	hctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	err := tc.HandshakeContext(hctx)
+	if err == nil {
+		// Before tc is published: an interrupt from now on must stay.
+		raw.SetDeadline(time.Time{})
+	}
 	t.mu.Lock()
 	t.handshaking = false
 	if err == nil {
@@ -211,7 +215,6 @@ func (t *tcpTransport) startTLS(ctx context.Context, cfg *tls.Config, deadline t
 	if err != nil {
 		return err
 	}
-	raw.SetDeadline(time.Time{})
 	t.parser.Reset()
 	return nil
 }
