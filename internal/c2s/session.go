@@ -392,6 +392,12 @@ func (s *Session) finish(ctx context.Context) {
 	s.leaveRouter()
 	queue := s.sm.queue
 	s.sm.queue = nil
+	if r := s.resume; r != nil {
+		// A resumption that came as the session ended (closed while
+		// detached): its connection gets no session.
+		s.resume = nil
+		defer r.tr.close()
+	}
 	s.mu.Unlock()
 	s.srv.forgetResumable(s)
 	if s.registered {
