@@ -121,6 +121,7 @@ type common struct {
 	c2sAddr    string
 	tlsAddr    string
 	httpAddr   string
+	httpsAddr  string
 	logLevel   string
 }
 
@@ -137,6 +138,7 @@ func (c *common) register(fs *flag.FlagSet, serverFlags bool) {
 		fs.StringVar(&c.c2sAddr, "c2s-addr", "", "address for STARTTLS client connections (default :5222)")
 		fs.StringVar(&c.tlsAddr, "tls-addr", "", "address for direct TLS client connections (default :5223)")
 		fs.StringVar(&c.httpAddr, "http-addr", "", "address of the HTTP listener (default :5280)")
+		fs.StringVar(&c.httpsAddr, "https-addr", "", "address of the HTTPS listener (default :5281)")
 		fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warn or error")
 	}
 }
@@ -167,6 +169,9 @@ func (c *common) load(fs *flag.FlagSet) (config.Config, error) {
 	if set["http-addr"] {
 		cfg.HTTP.Addr = c.httpAddr
 	}
+	if set["https-addr"] {
+		cfg.HTTP.TLSAddr = c.httpsAddr
+	}
 	if set["log-level"] {
 		cfg.LogLevel = c.logLevel
 	}
@@ -182,18 +187,25 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
+// serveConfig resolves the configuration of `meerkat serve ARGS`: the
+// defaults, then the file of --config, then the flags.
+func serveConfig(args []string, stderr io.Writer) (config.Config, common, error) {
 	fs := flag.NewFlagSet("meerkat serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c common
 	c.register(fs, true)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return config.Config{}, c, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+		return config.Config{}, c, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
 	cfg, err := c.load(fs)
+	return cfg, c, err
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, c, err := serveConfig(args, stderr)
 	if err != nil {
 		return err
 	}

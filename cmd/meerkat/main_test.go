@@ -112,7 +112,7 @@ func TestServe(t *testing.T) {
 	logs := &watchWriter{want: "Meerkat is running", seen: make(chan struct{})}
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{"serve", "--data", data, "--c2s-addr", addr, "--tls-addr", tlsAddr, "--http-addr", "", "--log-level", "info"},
+		done <- run(ctx, []string{"serve", "--data", data, "--c2s-addr", addr, "--tls-addr", tlsAddr, "--http-addr", "", "--https-addr", "", "--log-level", "info"},
 			strings.NewReader(""), &bytes.Buffer{}, logs)
 	}()
 	select {
@@ -180,7 +180,7 @@ func TestUserCommandsWhileServing(t *testing.T) {
 	logs := &watchWriter{want: "Meerkat is running", seen: make(chan struct{})}
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{"serve", "--data", data, "--c2s-addr", addr, "--tls-addr", "", "--http-addr", "127.0.0.1:0"},
+		done <- run(ctx, []string{"serve", "--data", data, "--c2s-addr", addr, "--tls-addr", "", "--http-addr", "127.0.0.1:0", "--https-addr", ""},
 			strings.NewReader(""), &bytes.Buffer{}, logs)
 	}()
 	select {

@@ -19,11 +19,16 @@ import (
 
 func benchServer(b *testing.B) (*servertest.Server, story.Account) {
 	srv := servertest.Start(b, func(c *config.Config) { c.C2S.MaxSessionsPerUser = 10000 })
-	const local, pw = "bench", "bench-password"
+	return srv, benchUser(b, srv, "bench")
+}
+
+// benchUser creates an account.
+func benchUser(b *testing.B, srv *servertest.Server, local string) story.Account {
+	const pw = "bench-password"
 	if err := srv.CreateUser(context.Background(), local, pw); err != nil {
 		b.Fatal(err)
 	}
-	return srv, story.Account{Localpart: local, Password: pw, JID: jid.MustParse(local + "@" + srv.Domain())}
+	return story.Account{Localpart: local, Password: pw, JID: jid.MustParse(local + "@" + srv.Domain())}
 }
 
 func tls13(srv *servertest.Server) *tls.Config {
@@ -94,19 +99,37 @@ func rawClient(b *testing.B, srv *servertest.Server, acct story.Account, resourc
 	return r, full
 }
 
-// BenchmarkRouteChat routes one-to-one chat messages through real sockets:
-// senders write messages to their receivers' full JIDs, receivers read
-// and parse them. One operation is one message delivered.
+// BenchmarkRouteChat routes one-to-one chat messages through real sockets
+// between two users per pair: each sender writes messages to its own
+// receiver's full JID, the receiver reads and parses them. The message
+// archive (XEP-0313, on by default) stores each message twice, in the
+// sender's and in the receiver's archive; the timing ends when both
+// copies of every message are on disk. One operation is one message
+// delivered. pairs=10/archive=off is the same without the archive, for
+// comparison.
 func BenchmarkRouteChat(b *testing.B) {
-	for _, pairs := range []int{1, 10, 100} {
-		b.Run("pairs="+strconv.Itoa(pairs), func(b *testing.B) {
-			srv, acct := benchServer(b)
+	for _, c := range []struct {
+		pairs   int
+		archive bool
+	}{{1, true}, {10, true}, {100, true}, {10, false}} {
+		name := "pairs=" + strconv.Itoa(c.pairs)
+		if !c.archive {
+			name += "/archive=off"
+		}
+		pairs := c.pairs
+		b.Run(name, func(b *testing.B) {
+			srv := servertest.Start(b, func(cfg *config.Config) {
+				if !c.archive {
+					servertest.Modules("[modules.mam]\nenabled = false")(cfg)
+				}
+			})
 			senders := make([]*story.Raw, pairs)
 			receivers := make([]*story.Raw, pairs)
 			targets := make([]jid.JID, pairs)
 			for i := range pairs {
-				senders[i], _ = rawClient(b, srv, acct, fmt.Sprintf("s%d", i))
-				receivers[i], targets[i] = rawClient(b, srv, acct, fmt.Sprintf("r%d", i))
+				from, to := benchUser(b, srv, fmt.Sprintf("s%d", i)), benchUser(b, srv, fmt.Sprintf("r%d", i))
+				senders[i], _ = rawClient(b, srv, from, "phone")
+				receivers[i], targets[i] = rawClient(b, srv, to, "phone")
 			}
 			// A chat message of about 250 bytes on the wire.
 			body := "Art thou not Romeo, and a Montague? Neither, fair saint, if either thee dislike."
@@ -157,6 +180,11 @@ func BenchmarkRouteChat(b *testing.B) {
 				}(i, n)
 			}
 			wg.Wait()
+			// Until the archive has written everything (what a stream
+			// management <a/> waits for).
+			for _, h := range srv.Hooks().BeforeAck.Hooks() {
+				h.Fn(context.Background(), nil)
+			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 		})
 	}

@@ -392,6 +392,12 @@ func (s *Session) finish(ctx context.Context) {
 	s.leaveRouter()
 	queue := s.sm.queue
 	s.sm.queue = nil
+	if r := s.resume; r != nil {
+		// A resumption that came as the session ended (closed while
+		// detached): its connection gets no session.
+		s.resume = nil
+		defer r.tr.close()
+	}
 	s.mu.Unlock()
 	s.srv.forgetResumable(s)
 	if s.registered {
@@ -575,6 +581,17 @@ func (s *Session) handleElement(ctx context.Context, el *xmlstream.Element) erro
 func (s *Session) startTLS(ctx context.Context) error {
 	s.sendElement(xmlstream.NewElement("proceed", stanza.NSTLS))
 	s.waitDrained()
+	s.mu.Lock()
+	if s.closing {
+		// Closed meanwhile (shutdown): the error went out in clear.
+		s.mu.Unlock()
+		return errClosed
+	}
+	if t, ok := s.tr.(*tcpTransport); ok {
+		// A Close from now on closes the connection without writing.
+		t.beginTLS()
+	}
+	s.mu.Unlock()
 	if err := s.tr.startTLS(ctx, s.srv.cfg.TLS, s.deadline); err != nil {
 		s.srv.log.Debug("STARTTLS handshake failed", "remote", s.tr.remoteAddr(), "error", err)
 		s.mu.Lock()

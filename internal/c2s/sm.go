@@ -297,9 +297,9 @@ func (s *Session) detach(ctx context.Context) bool {
 		select {
 		case <-s.resumeSignal:
 		case <-timer.C:
-			return false
+			return s.giveUpResumption(true)
 		case <-ctx.Done():
-			return false
+			return s.giveUpResumption(false)
 		}
 		s.mu.Lock()
 		closing, pending := s.closing, s.resume != nil
@@ -311,6 +311,21 @@ func (s *Session) detach(ctx context.Context) bool {
 			return true
 		}
 	}
+}
+
+// giveUpResumption ends the wait for a resumption (timeout, shutdown):
+// from now on resumeWith refuses, so that a resumption arriving at that
+// moment is answered with <failed/> rather than handed to a session that
+// no longer reads (its connection was left unanswered). With adopt, one
+// that arrived just before is still adopted; it reports whether one was.
+func (s *Session) giveUpResumption(adopt bool) bool {
+	s.mu.Lock()
+	pending := adopt && s.resume != nil
+	if !pending {
+		s.done = true // finish closes a resumption that came too late
+	}
+	s.mu.Unlock()
+	return pending && s.adoptResumption()
 }
 
 // adoptResumption switches to the connection a resumption brought, if

@@ -89,7 +89,7 @@ func TestStoryDefaultMechanism(t *testing.T) {
 }
 
 // dial connects a raw client and brings it to the authentication step.
-func dialSecure(t *testing.T, srv *servertest.Server, tr story.Transport) *story.Raw {
+func dialSecure(t *testing.T, srv story.Server, tr story.Transport) *story.Raw {
 	t.Helper()
 	r, err := story.DialRaw(context.Background(), srv, tr)
 	if err != nil {
@@ -553,23 +553,56 @@ func TestStoryRemoveUserClosesSessions(t *testing.T) {
 }
 
 // TestStorySlowReader: a client that does not read is disconnected once
-// its queue passes the limit; the sender is never blocked.
+// its queue passes the limit, with <policy-violation/> after what was
+// queued; the sender is never blocked.
 func TestStorySlowReader(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t, func(c *config.Config) { c.C2S.MaxOutboundBytes = 64 << 10 })
-	_, bob := dialBound(t, srv) // bob never reads again
+	r, bob := dialBound(t, srv) // bob does not read until his session is gone
+	body := strings.Repeat("z", 4000)
+	sent := 0
 	story.Run(t, srv, story.Users{"alice": 1}, func(alice *story.Client) {
-		body := strings.Repeat("z", 4000)
-		for i := 0; srv.Router().SessionOf(bob) != nil; i++ {
-			if i > 10000 {
+		for ; srv.Router().SessionOf(bob) != nil; sent++ {
+			if sent > 10000 {
 				t.Fatal("the session of a client that does not read was not closed")
 			}
 			alice.Send(story.Chat(bob, body))
-			if i%16 == 0 {
+			if sent%16 == 0 {
 				alice.IQ(story.Ping(nil)) // alice is never blocked by bob
 			}
 		}
 	})
+	// Now bob reads: the messages queued before the limit, in order, then
+	// the stream error, then the end of the stream.
+	received := 0
+	for {
+		el, err := r.Next()
+		if err != nil {
+			t.Fatalf("after %d messages: %v", received, err)
+		}
+		if el.Name == "message" && el.ChildText("body", stanza.NSClient) == body {
+			received++
+			continue
+		}
+		want := `<error xmlns='http://etherx.jabber.org/streams'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>` +
+			`<text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>too much data queued for a client that does not read</text></error>`
+		if got := el.String(); got != want {
+			t.Fatalf("after %d messages: %s\nwant:\n%s", received, got, want)
+		}
+		break
+	}
+	// 64 KiB of 4 kB messages: the limit is passed by the 17th or so; the
+	// messages sent after the session was closed are not queued for bob.
+	if received < (64<<10)/len(body) || received > sent {
+		t.Errorf("bob received %d messages of the %d sent", received, sent)
+	}
+	if ev, err := r.ReadEvent(); err != nil || ev.Kind != xmlstream.EventStreamClose {
+		t.Fatalf("after the stream error: %v %v", ev, err)
+	}
+	r.Send("</stream:stream>")
+	if ev, err := r.ReadEvent(); err == nil {
+		t.Fatalf("the connection stays open: %v", ev)
+	}
 }
 
 // TestStorySASLNegotiationErrors: the failure conditions of RFC 6120 §6.5

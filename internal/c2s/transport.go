@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/meerkat-xmpp/meerkat/stanza"
@@ -53,8 +54,15 @@ type transport interface {
 }
 
 // tcpTransport is an XMPP stream over TCP.
+//
+// The reader goroutine replaces conn when TLS starts; the flusher and
+// Close may use it meanwhile, from other goroutines: they get it with
+// current, under mu. Nothing is written during a TLS handshake.
 type tcpTransport struct {
-	conn      net.Conn
+	mu          sync.Mutex
+	conn        net.Conn
+	handshaking bool
+
 	directTLS bool
 	tlsConfig *tls.Config
 	parser    *xmlstream.Parser
@@ -66,12 +74,13 @@ var _ transport = (*tcpTransport)(nil)
 
 func newTCPTransport(conn net.Conn, directTLS bool, cfg *Config) *tcpTransport {
 	return &tcpTransport{
-		conn:      conn,
-		directTLS: directTLS,
-		tlsConfig: cfg.TLS,
-		parser:    xmlstream.NewParser(xmlstream.ModeStream, cfg.Limits),
-		buf:       make([]byte, cfg.ReadBufferSize),
-		shaper:    shaper{rate: float64(cfg.RateBytesPerSecond), burst: float64(max(cfg.RateBytesPerSecond, cfg.Limits.MaxElementBytes))},
+		conn:        conn,
+		handshaking: directTLS, // from the start: nothing is written before TLS
+		directTLS:   directTLS,
+		tlsConfig:   cfg.TLS,
+		parser:      xmlstream.NewParser(xmlstream.ModeStream, cfg.Limits),
+		buf:         make([]byte, cfg.ReadBufferSize),
+		shaper:      shaper{rate: float64(cfg.RateBytesPerSecond), burst: float64(max(cfg.RateBytesPerSecond, cfg.Limits.MaxElementBytes))},
 	}
 }
 
@@ -131,23 +140,48 @@ func (t *tcpTransport) appendClose(dst []byte) []byte { return append(dst, "</st
 
 func (t *tcpTransport) framed() bool { return false }
 
+// errHandshaking refuses a write during a TLS handshake: a session closed
+// then (server shutdown) has no stream to write to yet; the connection is
+// closed instead.
+var errHandshaking = errors.New("c2s: TLS handshake in progress")
+
+// current returns the connection, and whether a TLS handshake is running
+// on it.
+func (t *tcpTransport) current() (net.Conn, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.conn, t.handshaking
+}
+
 func (t *tcpTransport) write(data []byte, _ []int, deadline time.Time) error {
-	t.conn.SetWriteDeadline(deadline)
-	_, err := t.conn.Write(data)
+	conn, handshaking := t.current()
+	if handshaking {
+		return errHandshaking
+	}
+	conn.SetWriteDeadline(deadline)
+	_, err := conn.Write(data)
 	return err
 }
 
-func (t *tcpTransport) interrupt(at time.Time) { t.conn.SetReadDeadline(at) }
+func (t *tcpTransport) interrupt(at time.Time) {
+	conn, _ := t.current()
+	conn.SetReadDeadline(at)
+}
 
-func (t *tcpTransport) close() error { return t.conn.Close() }
+func (t *tcpTransport) close() error {
+	conn, _ := t.current()
+	return conn.Close()
+}
 
 func (t *tcpTransport) secure() bool {
-	_, ok := t.conn.(*tls.Conn)
+	conn, _ := t.current()
+	_, ok := conn.(*tls.Conn)
 	return ok
 }
 
 func (t *tcpTransport) tlsState() *tls.ConnectionState {
-	if tc, ok := t.conn.(*tls.Conn); ok {
+	conn, _ := t.current()
+	if tc, ok := conn.(*tls.Conn); ok {
 		st := tc.ConnectionState()
 		return &st
 	}
@@ -162,20 +196,42 @@ func (t *tcpTransport) startTLS(ctx context.Context, cfg *tls.Config, deadline t
 	if cfg == nil {
 		return errors.New("c2s: no TLS configuration")
 	}
-	tc := tls.Server(t.conn, cfg)
-	t.conn.SetDeadline(deadline)
+	raw := t.beginTLS()
+	tc := tls.Server(raw, cfg)
+	raw.SetDeadline(deadline)
 	hctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
+	err := tc.HandshakeContext(hctx)
+	if err == nil {
+		// Before tc is published: an interrupt from now on must stay.
+		raw.SetDeadline(time.Time{})
+	}
+	t.mu.Lock()
+	t.handshaking = false
+	if err == nil {
+		t.conn = tc
+	}
+	t.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	t.conn.SetDeadline(time.Time{})
-	t.conn = tc
 	t.parser.Reset()
 	return nil
 }
 
-func (t *tcpTransport) remoteAddr() string { return t.conn.RemoteAddr().String() }
+// beginTLS marks the start of a TLS handshake: from now on nothing is
+// written in clear. It returns the connection the handshake runs on.
+func (t *tcpTransport) beginTLS() net.Conn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.handshaking = true
+	return t.conn
+}
+
+func (t *tcpTransport) remoteAddr() string {
+	conn, _ := t.current()
+	return conn.RemoteAddr().String()
+}
 
 // shaper slows a reader down when the client sends faster than allowed,
 // as ejabberd's shapers do: not reading is the backpressure, TCP makes

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -242,7 +243,9 @@ func (s *Server) Start() error {
 		go serve(direct, true)
 	}
 	if httpLn != nil || httpsLn != nil {
-		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second,
+			// Failed TLS handshakes and the like, in the server's log.
+			ErrorLog: slog.NewLogLogger(s.log.With("component", "http").Handler(), slog.LevelDebug)}
 	}
 	serveHTTP := func(ln net.Listener) {
 		defer s.wg.Done()
@@ -350,6 +353,10 @@ func (s *Server) closeListeners() {
 // Addrs returns the addresses listened on (after Start).
 func (s *Server) Addrs() Addrs { return s.addrs }
 
+// Connections returns the number of open client connections (TCP,
+// WebSocket and BOSH sessions).
+func (s *Server) Connections() int { return s.c2s.Connections() }
+
 // Store returns the storage backend.
 func (s *Server) Store() storage.Backend { return s.store }
 
@@ -395,11 +402,16 @@ func (s *Server) stopModules() {
 	s.modules = nil
 }
 
+// reservedFiles are the open files kept for other uses than client
+// connections: listeners, the database and its journal, certificates.
+const reservedFiles = 64
+
 // raiseFileLimit raises the soft limit of open files to the hard limit
 // and logs how many connections that allows.
 func raiseFileLimit(log *slog.Logger) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("could not read the open files limit", "error", err)
 		return
 	}
 	if lim.Cur < lim.Max {
@@ -409,5 +421,6 @@ func raiseFileLimit(log *slog.Logger) {
 		}
 		syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
-	log.Info("open files limit", "limit", lim.Cur, "connections", max(int64(lim.Cur)-64, 0))
+	// RLIM_INFINITY is the largest uint64.
+	log.Info("open files limit", "limit", lim.Cur, "connections", max(int64(min(lim.Cur, math.MaxInt64))-reservedFiles, 0))
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,4 +134,73 @@ func TestHostMeta(t *testing.T) {
 	if js != wantJSON {
 		t.Errorf("host-meta.json:\n%s\nwant:\n%s", js, wantJSON)
 	}
+}
+
+// TestPasswordsNotStored: the database files (the WAL included) never
+// contain a password, neither while the server runs nor after it stopped;
+// only SCRAM secrets are stored. The accounts' names are found, so the
+// scan does see the data.
+func TestPasswordsNotStored(t *testing.T) {
+	srv := servertest.Start(t)
+	ctx := context.Background()
+	const first, second = "Zebra-first-Passw0rd-ñ", "Kiwi-second-Passw0rd-ß"
+	u := jid.MustParse("pwscan@" + srv.Domain())
+	if err := server.AddUser(ctx, srv.Store(), u, first); err != nil {
+		t.Fatal(err)
+	}
+	// PLAIN hands the server the password itself.
+	c := story.MustConnect(t, srv, story.Account{Localpart: u.Local(), Password: first}, story.Options{Mechanism: story.Plain, NoPresence: true})
+	c.Close()
+	if err := server.SetPassword(ctx, srv.Store(), u, second); err != nil {
+		t.Fatal(err)
+	}
+	for _, mech := range []string{story.Plain, story.ScramSHA256, story.ScramSHA512Plus} {
+		c := story.MustConnect(t, srv, story.Account{Localpart: u.Local(), Password: second}, story.Options{Mechanism: mech, NoPresence: true})
+		c.Close()
+	}
+
+	scan := func(when string, wantWAL bool) {
+		t.Helper()
+		found := map[string][]string{}
+		sawWAL := false
+		err := filepath.WalkDir(srv.Config.DataDir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			if strings.HasSuffix(path, "-wal") && len(b) > 0 {
+				sawWAL = true
+			}
+			for _, s := range []string{first, second, u.Local()} {
+				if bytes.Contains(b, []byte(s)) {
+					found[s] = append(found[s], filepath.Base(path))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pw := range []string{first, second} {
+			if len(found[pw]) > 0 {
+				t.Errorf("%s: password %q found in %v", when, pw, found[pw])
+			}
+		}
+		if len(found[u.Local()]) == 0 {
+			t.Errorf("%s: the account name is in no file: the scan sees nothing", when)
+		}
+		if wantWAL && !sawWAL {
+			t.Errorf("%s: no write-ahead log to scan", when)
+		}
+	}
+	scan("while running", true)
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	scan("after shutdown", false)
 }
