@@ -380,6 +380,13 @@ func (s *Session) fail(cond stanza.StreamCondition, text string) error {
 // unacknowledged stanzas are routed elsewhere, the modules are told, and
 // the connection is closed once the output is out.
 func (s *Session) finish(ctx context.Context) {
+	if s.sm.resumable {
+		// A late <resume/> gets <failed h='…'/> (XEP-0198 §5). Recorded
+		// before the session is done and leaves the resumption table, so
+		// that one of the two always answers. (The reader goroutine owns
+		// the count and sets resumable.)
+		s.srv.ended.add(s.sm.id, s.jid.Bare(), s.sm.in, time.Now())
+	}
 	s.mu.Lock()
 	s.done = true
 	if !s.closing {

@@ -3,6 +3,7 @@ package c2s
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/meerkat-xmpp/meerkat/jid"
@@ -112,6 +113,10 @@ func (s *Session) smEnable(el *xmlstream.Element) error {
 	enabled := xmlstream.NewElement("enabled", NSSM)
 	s.mu.Lock()
 	s.sm.enabled = true
+	// §4: both counters start at zero (CounterStart is for tests of the
+	// wrap-around at 2^32).
+	start := s.srv.cfg.SM.CounterStart
+	s.sm.in, s.sm.out, s.sm.acked, s.sm.requested = start, start, start, start
 	if r := el.Attr("resume"); r == "true" || r == "1" {
 		s.sm.resumable = true
 		s.sm.id = randomID() + randomID()
@@ -121,7 +126,7 @@ func (s *Session) smEnable(el *xmlstream.Element) error {
 			s.sm.timeout = min(time.Duration(m)*time.Second, s.srv.cfg.SM.MaxResumeTimeout)
 		}
 		enabled.SetAttr("id", s.sm.id).SetAttr("resume", "true").
-			SetAttr("max", strconv.Itoa(int(s.sm.timeout/time.Second)))
+			SetAttr("max", strconv.FormatInt(maxSeconds(s.sm.timeout), 10))
 	}
 	s.mu.Unlock()
 	if s.sm.resumable {
@@ -131,6 +136,13 @@ func (s *Session) smEnable(el *xmlstream.Element) error {
 	}
 	s.sendElement(enabled)
 	return nil
+}
+
+// maxSeconds is a resumption timeout as the 'max' of <enabled/> (§3),
+// in whole seconds, rounded up: a timeout under a second (in tests) is
+// advertised as 1, not as 0, which would read as "no resumption".
+func maxSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
 }
 
 // smQueueLocked counts a stanza sent and keeps it until acknowledged. It
@@ -224,10 +236,11 @@ func (s *Session) smResume(ctx context.Context, el *xmlstream.Element) error {
 		return s.fail(stanza.StreamBadFormat, "invalid 'h'")
 	}
 	user, _ := jid.New(s.authedUser, s.domain, "")
-	old := s.srv.lookupResumable(el.Attr("previd"))
+	previd := el.Attr("previd")
+	old := s.srv.lookupResumable(previd)
 	if old == nil || old.jid.Bare() != user {
 		// §5: unknown or expired; the client may bind a new resource.
-		s.smFailed(stanza.ItemNotFound, "")
+		s.smResumeFailed(previd, user)
 		return nil
 	}
 	// <resumed h=…/> acknowledges what the old connection carried.
@@ -241,11 +254,24 @@ func (s *Session) smResume(ctx context.Context, el *xmlstream.Element) error {
 		s.mu.Lock()
 		s.closing = false
 		s.mu.Unlock()
-		s.smFailed(stanza.ItemNotFound, "")
+		s.smResumeFailed(previd, user)
 		return nil
 	}
 	s.handedOver = true
 	return errClosed
+}
+
+// smResumeFailed answers a <resume/> for a session that is gone with
+// <failed><item-not-found/></failed>; when the session ended recently (its
+// resumption timed out, or it was replaced or closed) the 'h' it had
+// reached tells the client which of its stanzas the server handled (§5).
+// A session of another account is reported as unknown.
+func (s *Session) smResumeFailed(previd string, user jid.JID) {
+	h := ""
+	if n, ok := s.srv.ended.lookup(previd, user, time.Now()); ok {
+		h = strconv.FormatUint(uint64(n), 10)
+	}
+	s.smFailed(stanza.ItemNotFound, h)
 }
 
 // resumeWith gives the session a new connection; it reports false if the
@@ -358,10 +384,33 @@ func (s *Session) adoptResumption() bool {
 }
 
 // reroute treats stanzas the client never acknowledged as if sent to a
-// resource that went away (XEP-0198 §5): messages go to the account's bare
-// JID — another resource or offline storage — with a <delay/> of when they
-// first came (XEP-0203); IQ requests get an error; presence and errors are
-// dropped. The session has left the router, so nothing comes back to it.
+// resource that went away (XEP-0198 §4: "in the same way that it would
+// treat a stanza sent to an unavailable resource"), following RFC 6121
+// §8.5.3.2 (full JID, no matching resource):
+//
+//   - chat and normal messages go to the account's bare JID — another
+//     resource or offline storage — with a <delay/> of when they first
+//     came (XEP-0198 §4, XEP-0203), unless they carry one already (from
+//     offline storage, say): rerouted, never dropped;
+//   - groupchat messages are bounced to the sender with
+//     <service-unavailable/> (§8.5.3.2.1, option b): another resource is
+//     not an occupant of the room, and a room takes the error as the sign
+//     of a gone occupant (XEP-0045 §18.1);
+//   - headline messages are silently ignored (§8.5.3.2.1, option a):
+//     notifications that are stale once missed, which no server stores
+//     (XEP-0160 §3) and nobody answers;
+//   - messages from the account's own bare JID are copies the server
+//     made for this resource — carbons (XEP-0280 §7, §8: the original went
+//     to, or came from, another resource, which has it) and answers to
+//     this session's queries (archive results, XEP-0313): rerouting them
+//     would give the other resources a second copy, and offline storage a
+//     copy of what is already delivered or archived, so they are dropped;
+//   - IQ requests are answered with <service-unavailable/> (§8.5.3.2.3):
+//     the resource they were addressed to is gone;
+//   - presence and errors are dropped (§8.5.3.2.2; errors are never
+//     answered).
+//
+// The session has left the router, so nothing comes back to it.
 func (s *Session) reroute(ctx context.Context, queue []unacked) {
 	bare := s.jid.Bare()
 	for _, q := range queue {
@@ -371,22 +420,30 @@ func (s *Session) reroute(ctx context.Context, queue []unacked) {
 		}
 		switch st.Kind {
 		case stanza.KindMessage:
-			if st.Type == stanza.MessageGroupchat || st.Type == stanza.MessageHeadline {
-				continue
+			switch {
+			case st.From == bare:
+				// A carbon or another copy made for this resource.
+			case st.Type == stanza.MessageHeadline:
+				// Silently ignored (RFC 6121 §8.5.3.2.1).
+			case st.Type == stanza.MessageGroupchat:
+				st.To = s.jid
+				s.srv.router.Bounce(ctx, &st, stanza.NewError(stanza.ServiceUnavailable, ""))
+			default:
+				m := q.el.ShallowCopy()
+				m.SetAttr("to", bare.String())
+				if m.Child("delay", stanza.NSDelay) == nil {
+					m.AddChild(xmlstream.NewElement("delay", stanza.NSDelay).SetAttr("from", s.domain).
+						SetAttr("stamp", q.at.UTC().Format("2006-01-02T15:04:05.000Z")))
+				}
+				st.El, st.To = m, bare
+				s.srv.router.Route(ctx, &st)
 			}
-			m := q.el.ShallowCopy()
-			m.SetAttr("to", bare.String())
-			if m.Child("delay", stanza.NSDelay) == nil {
-				m.AddChild(xmlstream.NewElement("delay", stanza.NSDelay).SetAttr("from", s.domain).
-					SetAttr("stamp", q.at.UTC().Format("2006-01-02T15:04:05.000Z")))
-			}
-			st.El, st.To = m, bare
-			s.srv.router.Route(ctx, &st)
 		case stanza.KindIQ:
 			if st.Type == stanza.IQGet || st.Type == stanza.IQSet {
-				// The request was addressed to this resource, which is gone.
+				// The request was addressed to this resource, which is
+				// gone (RFC 6121 §8.5.3.2.3).
 				st.To = s.jid
-				s.srv.router.Bounce(ctx, &st, stanza.NewError(stanza.RecipientUnavailable, ""))
+				s.srv.router.Bounce(ctx, &st, stanza.NewError(stanza.ServiceUnavailable, ""))
 			}
 		}
 	}
@@ -405,5 +462,87 @@ func (s *Server) forgetResumable(sess *Session) {
 	defer s.mu.Unlock()
 	if sess.sm.id != "" && s.resumable[sess.sm.id] == sess {
 		delete(s.resumable, sess.sm.id)
+	}
+}
+
+// endedSessions remembers, for a bounded time and number, the inbound
+// count ('h') of resumable sessions that ended, by resumption id: a client
+// trying to resume one learns in <failed h='…'/> which of its stanzas the
+// server handled (XEP-0198 §5, "the server has to store the SM-ID/sequence
+// number tuple past the time out of the actual session"). Entries expire
+// in the order they were added (one TTL for all), so the oldest go first,
+// by age or when the table is full.
+type endedSessions struct {
+	mu    sync.Mutex
+	ttl   time.Duration
+	max   int
+	byID  map[string]endedSession
+	order []endedKey // oldest first
+}
+
+type endedSession struct {
+	user jid.JID // bare: only the same account learns the count
+	h    uint32
+	at   time.Time
+}
+
+type endedKey struct {
+	id string
+	at time.Time
+}
+
+func newEndedSessions(ttl time.Duration, max int) *endedSessions {
+	return &endedSessions{ttl: ttl, max: max, byID: map[string]endedSession{}}
+}
+
+// add records that the session id of user ended at now with count h.
+func (e *endedSessions) add(id string, user jid.JID, h uint32, now time.Time) {
+	if e.max <= 0 || id == "" {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pruneLocked(now)
+	for len(e.byID) >= e.max && len(e.order) > 0 {
+		e.dropOldestLocked()
+	}
+	e.byID[id] = endedSession{user: user, h: h, at: now}
+	e.order = append(e.order, endedKey{id: id, at: now})
+}
+
+// lookup returns the count of a session of user that ended less than the
+// TTL ago.
+func (e *endedSessions) lookup(id string, user jid.JID, now time.Time) (uint32, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pruneLocked(now)
+	x, ok := e.byID[id]
+	if !ok || x.user != user {
+		return 0, false
+	}
+	return x.h, true
+}
+
+func (e *endedSessions) len() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.byID)
+}
+
+func (e *endedSessions) pruneLocked(now time.Time) {
+	for len(e.order) > 0 && now.Sub(e.order[0].at) >= e.ttl {
+		e.dropOldestLocked()
+	}
+}
+
+func (e *endedSessions) dropOldestLocked() {
+	k := e.order[0]
+	e.order[0] = endedKey{}
+	e.order = e.order[1:]
+	if len(e.order) == 0 {
+		e.order = nil // let the backing array go
+	}
+	if x, ok := e.byID[k.id]; ok && x.at.Equal(k.at) {
+		delete(e.byID, k.id)
 	}
 }

@@ -57,11 +57,15 @@ type C2S struct {
 	MaxOutboundBytes   int      `toml:"max_outbound_bytes" comment:"Data queued for a client that does not read before it is disconnected."`
 	RateBytesPerSecond int      `toml:"rate_bytes_per_second" comment:"Most bytes per second a client may send (0: no limit); faster clients are read more slowly."`
 
-	SMMaxUnacked       int      `toml:"sm_max_unacked" comment:"Stream management (XEP-0198): stanzas kept until the client acknowledges them; beyond, it is disconnected."`
+	SMMaxUnacked       int      `toml:"sm_max_unacked" comment:"Stream management (XEP-0198): stanzas kept until the client acknowledges them; one more closes the stream with the error <resource-constraint/> (\"too many unacknowledged stanzas\") and the queue is rerouted (another resource, offline storage)."`
 	SMAckEvery         int      `toml:"sm_ack_every" comment:"Ask the client for an acknowledgement after this many stanzas…"`
 	SMAckInterval      Duration `toml:"sm_ack_interval" comment:"…or when stanzas have waited this long."`
 	SMResumeTimeout    Duration `toml:"sm_resume_timeout" comment:"How long a session whose connection broke can be resumed."`
 	SMMaxResumeTimeout Duration `toml:"sm_max_resume_timeout" comment:"The longest resumption time a client may ask for."`
+
+	// SMCounterStart starts the XEP-0198 counters there instead of 0, for
+	// tests of their wrap-around at 2^32; it cannot be set from a file.
+	SMCounterStart uint32 `toml:"-"`
 }
 
 // TLS configures certificates.

@@ -131,6 +131,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			AckInterval:      cfg.C2S.SMAckInterval.Duration,
 			ResumeTimeout:    cfg.C2S.SMResumeTimeout.Duration,
 			MaxResumeTimeout: cfg.C2S.SMMaxResumeTimeout.Duration,
+			CounterStart:     cfg.C2S.SMCounterStart,
 		},
 	}, s.router, s.hooks, s.store, auth, log.With("component", "c2s"))
 	if err != nil {
