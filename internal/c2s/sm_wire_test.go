@@ -444,3 +444,105 @@ func TestStorySMFailedH(t *testing.T) {
 		})
 	}
 }
+
+// TestStorySMUnackedKinds: what becomes of each kind of stanza the client
+// had not acknowledged when its session ends without resumption (RFC 6121
+// §8.5.3.2, XEP-0198 §4): chat and normal messages go to the other
+// resource with a <delay/> of when they first came (XEP-0203); a
+// groupchat message and an IQ request are bounced to the sender with
+// <service-unavailable/>; a headline is dropped; a carbon copy is dropped
+// too (the laptop has the original). Elements are compared exactly, and
+// in order: the marker that ends each sequence shows nothing else came.
+func TestStorySMUnackedKinds(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, func(c *config.Config) {
+		c.C2S.SMAckEvery = 1000 // nothing is acknowledged
+		c.C2S.SMAckInterval = config.Duration{Duration: time.Hour}
+	})
+	closed := closedHook(srv)
+	for _, tr := range smStreamTransports {
+		t.Run(string(tr), func(t *testing.T) {
+			t.Parallel()
+			bobAcct := smAccount(t, srv, "bob")
+			phone := story.MustConnect(t, srv, bobAcct, story.Options{Transport: tr, StreamManagement: true, Resource: "phone"})
+			laptop := story.MustConnect(t, srv, bobAcct, story.Options{Resource: "laptop"})
+			phone.Expect(story.IsPresence("", laptop.JID()))
+			laptop.Expect(story.IsPresence("", phone.JID()))
+			alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
+			phone.IQ(story.IQSet(nil, xmlstream.NewElement("enable", "urn:xmpp:carbons:2")))
+
+			// A message to the laptop: the phone gets a carbon copy.
+			alice.Send(story.Chat(laptop.JID(), "to the laptop"))
+			laptop.Expect(story.IsChat("to the laptop"))
+			phone.Expect(story.HasChild("received", "urn:xmpp:carbons:2"))
+
+			before := time.Now().Add(-time.Millisecond)
+			alice.Send(story.Chat(phone.JID(), "chat"))
+			alice.Send(story.Message("", phone.JID(), "normal"))
+			alice.Send(story.Groupchat(phone.JID(), "groupchat"))
+			alice.Send(story.Message("headline", phone.JID(), "headline"))
+			req := story.IQGet(phone.JID(), xmlstream.NewElement("query", "urn:example:unanswered"))
+			req.SetAttr("id", "q1")
+			alice.Send(req)
+			got := map[string]*xmlstream.Element{}
+			for _, body := range []string{"chat", "normal", "groupchat", "headline"} {
+				got[body] = phone.Expect(story.HasBody(body))
+			}
+			got["iq"] = phone.Expect(story.IsIQ("get"))
+			after := time.Now()
+			phone.Cut() // no resumption: the session ends at once
+			closed.wait(t, phone.JID(), 1)
+
+			// The laptop: chat and normal, stamped; the phone's
+			// unavailable presence; the marker.
+			alice.Send(story.Chat(laptop.JID(), "marker"))
+			els := laptop.Collect(4)
+			for i, body := range []string{"chat", "normal"} {
+				d := els[i].Child("delay", stanza.NSDelay)
+				if d == nil {
+					t.Fatalf("%s rerouted without <delay/>: %s", body, wire(els[i]))
+				}
+				stamp, err := time.Parse(time.RFC3339Nano, d.Attr("stamp"))
+				if err != nil || stamp.Before(before.Truncate(time.Millisecond)) || stamp.After(after) {
+					t.Errorf("%s: stamp %s, not between %s and %s", body, d.Attr("stamp"), before.UTC(), after.UTC())
+				}
+				// The original, to the bare JID, with a <delay/>; the
+				// archive gives it a new stanza id (XEP-0359) on the way.
+				want := got[body].ShallowCopy().SetAttr("to", bobAcct.JID.String())
+				want.Children = nil
+				for _, c := range got[body].Children {
+					if c.Elem == nil || c.Elem.NS != stanza.NSStanzaID {
+						want.Children = append(want.Children, c)
+					}
+				}
+				want.AddChild(xmlstream.NewElement("delay", stanza.NSDelay).SetAttr("from", srv.Domain()).SetAttr("stamp", d.Attr("stamp")))
+				if sid := els[i].Child("stanza-id", stanza.NSStanzaID); sid != nil {
+					want.AddChild(sid)
+				}
+				if wire(els[i]) != wire(want) {
+					t.Errorf("%s rerouted as\n    %s\nwant\n    %s", body, wire(els[i]), wire(want))
+				}
+			}
+			if want := fmt.Sprintf("<presence from='%s' type='unavailable'/>", phone.JID()); wire(els[2]) != want {
+				t.Errorf("third: %s, want %s", wire(els[2]), want)
+			}
+			if body := els[3].ChildText("body", stanza.NSClient); body != "marker" {
+				t.Errorf("after the rerouted messages: %s", wire(els[3]))
+			}
+
+			// Alice: the errors for the groupchat message and the IQ, then
+			// the marker.
+			laptop.Send(story.Chat(alice.JID(), "marker"))
+			els = alice.Collect(3)
+			for i, k := range []string{"groupchat", "iq"} {
+				want := stanza.ErrorReply(got[k], stanza.NewError(stanza.ServiceUnavailable, ""))
+				if wire(els[i]) != wire(want) {
+					t.Errorf("%s bounced as\n    %s\nwant\n    %s", k, wire(els[i]), wire(want))
+				}
+			}
+			if body := els[2].ChildText("body", stanza.NSClient); body != "marker" {
+				t.Errorf("after the errors: %s", wire(els[2]))
+			}
+		})
+	}
+}
