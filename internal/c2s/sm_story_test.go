@@ -3,6 +3,7 @@ package c2s_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"testing"
@@ -61,42 +62,48 @@ func TestStorySMEnable(t *testing.T) {
 	}
 }
 
+// TestStorySMErrors: the misuses of XEP-0198 §3, §5 and §6.
 func TestStorySMErrors(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t)
-	r, _ := dialBound(t, srv)
-	// <r/> before enabling is not allowed.
-	r.Send("<r xmlns='urn:xmpp:sm:3'/>")
-	if err := r.ExpectStreamError("unsupported-stanza-type"); err != nil {
-		t.Fatal(err)
-	}
+	for _, tr := range smStreamTransports {
+		t.Run(string(tr), func(t *testing.T) {
+			t.Parallel()
+			acct := smAccount(t, srv, "raw")
+			r, _ := rawLogin(t, srv, tr, acct, "raw")
+			// <r/> before enabling is not allowed.
+			r.Send("<r xmlns='urn:xmpp:sm:3'/>")
+			if err := r.ExpectStreamError("unsupported-stanza-type"); err != nil {
+				t.Fatal(err)
+			}
 
-	// Enabling before binding fails (§3).
-	u := createUser(t, srv, "early", "pw")
-	r = dialSecure(t, srv, story.TCP)
-	r.Auth(u.Local(), "pw")
-	r.OpenStream(srv.Domain())
-	r.Send("<enable xmlns='urn:xmpp:sm:3'/>")
-	if el, err := r.Next(); err != nil || el.Name != "failed" || el.Child("unexpected-request", stanza.NSStanzaErrors) == nil {
-		t.Fatalf("enable before bind: %v %v", el, err)
-	}
-	// Resuming an unknown session fails, and the client can still bind.
-	r.Send("<resume xmlns='urn:xmpp:sm:3' previd='nosuchsession' h='0'/>")
-	if el, err := r.Next(); err != nil || el.Name != "failed" || el.Child("item-not-found", stanza.NSStanzaErrors) == nil {
-		t.Fatalf("unknown resumption: %v %v", el, err)
-	}
-	if _, err := r.Bind("after"); err != nil {
-		t.Fatal(err)
-	}
-	r.Send("<enable xmlns='urn:xmpp:sm:3'/>")
-	if el, err := r.Next(); err != nil || el.Name != "enabled" || el.Attr("resume") != "" {
-		t.Fatalf("enable: %v %v", el, err)
-	}
-	// Acknowledging more than was sent (§6).
-	r.Send("<a xmlns='urn:xmpp:sm:3' h='99'/>")
-	el, err := r.Next()
-	if err != nil || el.Child("undefined-condition", stanza.NSStreamErrors) == nil || el.Child("handled-count-too-high", "urn:xmpp:sm:3") == nil {
-		t.Fatalf("h too high: %v %v", el, err)
+			// Enabling before binding fails (§3).
+			r, _ = rawLogin(t, srv, tr, acct, "")
+			r.Send("<enable xmlns='urn:xmpp:sm:3'/>")
+			expectWire(t, r, "<failed xmlns='urn:xmpp:sm:3'><unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>")
+			// Resuming an unknown session fails, and the client can still bind.
+			r.Send("<resume xmlns='urn:xmpp:sm:3' previd='nosuchsession' h='0'/>")
+			expectWire(t, r, "<failed xmlns='urn:xmpp:sm:3'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>")
+			if _, err := r.Bind("after"); err != nil {
+				t.Fatal(err)
+			}
+			r.Send("<enable xmlns='urn:xmpp:sm:3'/>")
+			expectWire(t, r, "<enabled xmlns='urn:xmpp:sm:3'/>")
+			// Acknowledging more than was sent (§6).
+			r.Send("<a xmlns='urn:xmpp:sm:3' h='99'/>")
+			expectWire(t, r, "<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"+
+				"<text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>you acknowledged 99 stanzas, but only 0 were sent</text>"+
+				"<handled-count-too-high xmlns='urn:xmpp:sm:3' h='99' send-count='0'/></stream:error>")
+
+			// Enabling twice: <failed/>, then the stream ends (§3).
+			r, _ = rawLogin(t, srv, tr, acct, "twice")
+			rawEnable(t, r, "")
+			r.Send("<enable xmlns='urn:xmpp:sm:3'/>")
+			expectWire(t, r, "<failed xmlns='urn:xmpp:sm:3'><unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>")
+			if err := r.ExpectStreamError("policy-violation"); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
@@ -140,54 +147,74 @@ func TestStorySMResume(t *testing.T) {
 }
 
 // TestStorySMTakeover: a client resumes while the server still thinks the
-// old connection is alive; the new one takes over (§5).
+// old connection is alive; the new one takes over (§5), and the old one
+// is closed.
 func TestStorySMTakeover(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t)
-	acct := smAccount(t, srv, "bob")
-	old := story.MustConnect(t, srv, acct, story.Options{StreamManagement: true, Resume: true})
-	alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
-	// The old connection is not cut: the client just went elsewhere.
-	resumed := story.MustConnect(t, srv, acct, story.Options{Transport: story.DirectTLS, ResumeFrom: old})
-	alice.Send(story.Chat(old.JID(), "to the new connection"))
-	resumed.Expect(story.IsChat("to the new connection"))
+	for _, tr := range smStreamTransports {
+		t.Run(string(tr), func(t *testing.T) {
+			t.Parallel()
+			acct := smAccount(t, srv, "bob")
+			old := story.MustConnect(t, srv, acct, story.Options{Transport: tr, StreamManagement: true, Resume: true})
+			alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
+			alice.Send(story.Chat(old.JID(), "to the old connection"))
+			old.Expect(story.IsChat("to the old connection"))
+			// The old connection is not cut: the client just went elsewhere.
+			resumed := story.MustConnect(t, srv, acct, story.Options{Transport: tr, ResumeFrom: old})
+			alice.Send(story.Chat(old.JID(), "to the new connection"))
+			resumed.Expect(story.IsChat("to the new connection"))
+			// The old connection was closed by the server.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := old.WaitFor(ctx, story.IsChat("never")); err == nil || errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("the old connection is still open: %v", err)
+			}
+		})
+	}
 }
 
 // TestStorySMResumeTimeout: after the timeout the session is gone, its
 // unacknowledged messages went to offline storage, and a resumption
-// fails; a new login gets the messages.
+// fails; a new login gets the messages, stamped with the time they first
+// came.
 func TestStorySMResumeTimeout(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t, func(c *config.Config) {
 		c.C2S.SMResumeTimeout = config.Duration{Duration: 300 * time.Millisecond}
 		c.C2S.SMAckEvery = 1000 // no acks: everything stays unacknowledged
 	})
-	alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
-	bobAcct := smAccount(t, srv, "bob")
-	bob := story.MustConnect(t, srv, bobAcct, story.Options{StreamManagement: true, Resume: true})
-	closed := make(chan jid.JID, 4)
-	srv.Hooks().SessionClosed.Add("test", 0, func(_ context.Context, s module.Session) { closed <- s.JID() })
-	alice.Send(story.Chat(bob.JID(), "unacknowledged"))
-	bob.Expect(story.IsChat("unacknowledged"))
-	bob.Cut() // bob never acknowledged it
-	alice.Send(story.Chat(bob.JID(), "while away"))
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the session did not end after the resumption timeout")
-	}
-	_, err := story.Connect(context.Background(), t, srv, bobAcct, story.Options{ResumeFrom: bob})
-	var re *story.ResumeError
-	if !errors.As(err, &re) || re.Failed.Child("item-not-found", stanza.NSStanzaErrors) == nil {
-		t.Fatalf("resumption after the timeout: %v", err)
-	}
-	again := story.MustConnect(t, srv, bobAcct, story.Options{})
-	// Both were rerouted to offline storage, with the time they first came.
-	for _, body := range []string{"unacknowledged", "while away"} {
-		m := again.Expect(story.IsChat(body))
-		if m.Child("delay", stanza.NSDelay) == nil {
-			t.Errorf("%s without <delay/>", body)
-		}
+	closed := closedHook(srv)
+	for _, tr := range smStreamTransports {
+		t.Run(string(tr), func(t *testing.T) {
+			t.Parallel()
+			alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
+			bobAcct := smAccount(t, srv, "bob")
+			bob := story.MustConnect(t, srv, bobAcct, story.Options{Transport: tr, StreamManagement: true, Resume: true})
+			before := time.Now().Add(-time.Millisecond)
+			alice.Send(story.Chat(bob.JID(), "unacknowledged"))
+			bob.Expect(story.IsChat("unacknowledged"))
+			bob.Cut() // bob never acknowledged it
+			alice.Send(story.Chat(bob.JID(), "while away"))
+			closed.wait(t, bob.JID(), 1)
+			_, err := story.Connect(context.Background(), t, srv, bobAcct, story.Options{Transport: tr, ResumeFrom: bob})
+			var re *story.ResumeError
+			if !errors.As(err, &re) || re.Failed.Child("item-not-found", stanza.NSStanzaErrors) == nil {
+				t.Fatalf("resumption after the timeout: %v", err)
+			}
+			again := story.MustConnect(t, srv, bobAcct, story.Options{Transport: tr})
+			// Both were rerouted to offline storage.
+			for _, body := range []string{"unacknowledged", "while away"} {
+				m := again.Expect(story.IsChat(body))
+				d := m.Child("delay", stanza.NSDelay)
+				if d == nil {
+					t.Fatalf("%s without <delay/>", body)
+				}
+				if stamp, err := time.Parse(time.RFC3339Nano, d.Attr("stamp")); err != nil || stamp.Before(before.Truncate(time.Millisecond)) {
+					t.Errorf("%s: stamp %s before it was sent (%s)", body, d.Attr("stamp"), before.UTC())
+				}
+			}
+		})
 	}
 }
 
@@ -196,62 +223,74 @@ func TestStorySMResumeTimeout(t *testing.T) {
 func TestStorySMUnackedToOtherResource(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t, func(c *config.Config) { c.C2S.SMAckEvery = 1000 })
-	bobAcct := smAccount(t, srv, "bob")
-	phone := story.MustConnect(t, srv, bobAcct, story.Options{StreamManagement: true, Resource: "phone"})
-	laptop := story.MustConnect(t, srv, bobAcct, story.Options{Resource: "laptop"})
-	alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
-	alice.Send(story.Chat(phone.JID(), "to the phone"))
-	phone.Expect(story.IsChat("to the phone"))
-	phone.Cut() // no resumption was enabled: the session ends at once
-	m := laptop.Expect(story.IsChat("to the phone"))
-	if m.Child("delay", stanza.NSDelay) == nil {
-		t.Errorf("rerouted without <delay/>: %s", m)
+	for _, tr := range smStreamTransports {
+		t.Run(string(tr), func(t *testing.T) {
+			t.Parallel()
+			bobAcct := smAccount(t, srv, "bob")
+			phone := story.MustConnect(t, srv, bobAcct, story.Options{Transport: tr, StreamManagement: true, Resource: "phone"})
+			laptop := story.MustConnect(t, srv, bobAcct, story.Options{Transport: tr, Resource: "laptop"})
+			alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
+			alice.Send(story.Chat(phone.JID(), "to the phone"))
+			phone.Expect(story.IsChat("to the phone"))
+			phone.Cut() // no resumption was enabled: the session ends at once
+			m := laptop.Expect(story.IsChat("to the phone"))
+			if m.Child("delay", stanza.NSDelay) == nil {
+				t.Errorf("rerouted without <delay/>: %s", m)
+			}
+		})
 	}
 }
 
 // TestStorySMQueueOverflow: a client that never acknowledges is
-// disconnected once the queue is full; nothing routed to it is lost: the
-// queue and what came after go to offline storage.
+// disconnected once the queue is full, with <resource-constraint/>;
+// nothing routed to it is lost: the queue and what came after go to
+// offline storage.
 func TestStorySMQueueOverflow(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t, func(c *config.Config) { c.C2S.SMMaxUnacked = 10 })
-	alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
-	bob := smAccount(t, srv, "bob")
-	r := dialSecure(t, srv, story.TCP)
-	r.Auth(bob.Localpart, "pw")
-	r.OpenStream(srv.Domain())
-	full, err := r.Bind("phone")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Send("<enable xmlns='urn:xmpp:sm:3'/>")
-	if el, err := r.Next(); err != nil || el.Name != "enabled" {
-		t.Fatalf("enable: %v %v", el, err)
-	}
-	r.Send("<presence/>")
-	if el, err := r.Next(); err != nil || el.Name != "presence" {
-		t.Fatalf("presence: %v %v", el, err)
-	}
-	for i := range 30 {
-		alice.Send(story.Chat(full, strconv.Itoa(i)))
-	}
-	for {
-		el, err := r.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if se, ok := stanza.ParseStreamError(el); ok {
-			if se.Condition != stanza.StreamResourceConstraint {
-				t.Fatalf("stream error %s", se.Condition)
+	for _, tr := range smStreamTransports {
+		t.Run(string(tr), func(t *testing.T) {
+			t.Parallel()
+			alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
+			bob := smAccount(t, srv, "bob")
+			r, full := rawLogin(t, srv, tr, bob, "phone")
+			rawEnable(t, r, "")
+			r.Send("<presence xmlns='jabber:client'/>")
+			expectWire(t, r, fmt.Sprintf("<presence from='%s'/>", full))
+			for i := range 30 {
+				alice.Send(story.Chat(full, strconv.Itoa(i)))
 			}
-			break
-		}
-	}
-	r.Close()
-	// The next login gets every message from offline storage, in order.
-	again := story.MustConnect(t, srv, bob, story.Options{})
-	for i := range 30 {
-		again.Expect(story.IsChat(strconv.Itoa(i)))
+			// The presence, 9 messages and <r/>s, then the error.
+			for i := range 9 {
+				el, err := r.Next()
+				for err == nil && el.Name == "r" {
+					el, err = r.Next()
+				}
+				if err != nil || el.ChildText("body", stanza.NSClient) != strconv.Itoa(i) {
+					t.Fatalf("message %d: %v %v", i, el, err)
+				}
+			}
+			for {
+				el, err := r.Next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if el.Name == "r" {
+					continue
+				}
+				if got, want := wire(el), "<stream:error><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"+
+					"<text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>too many unacknowledged stanzas</text></stream:error>"; got != want {
+					t.Fatalf("after 9 messages: %s, want %s", got, want)
+				}
+				break
+			}
+			r.Close()
+			// The next login gets every message from offline storage, in order.
+			again := story.MustConnect(t, srv, bob, story.Options{Transport: tr})
+			for i := range 30 {
+				again.Expect(story.IsChat(strconv.Itoa(i)))
+			}
+		})
 	}
 }
 
