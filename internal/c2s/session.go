@@ -43,6 +43,9 @@ type Session struct {
 	priority  atomic.Int32
 	presence  atomic.Pointer[xmlstream.Element]
 	lastRead  atomic.Int64 // unix nanoseconds
+	// writeFailedAt is when a write to the current connection failed
+	// (unix nanoseconds; 0: none).
+	writeFailedAt atomic.Int64
 
 	mu         sync.Mutex
 	tr         transport // the current connection
@@ -225,18 +228,29 @@ func (s *Session) flush() {
 		s.spare = buf[:0]
 		if err != nil {
 			// The client is gone or too slow. What was queued is lost
-			// unless stream management keeps it; the reader notices the
-			// closed connection and ends or detaches the session.
+			// unless stream management keeps it. The connection is not
+			// closed at once: the reader first takes what the client sent
+			// before the failure — its last <a/> (XEP-0198 §4), without
+			// which what it handled would be sent or rerouted again —
+			// for writeFailedGrace at most, then ends or detaches the
+			// session, which closes the connection.
 			s.out, s.ends = nil, nil
 			s.flushing = false
 			s.drained.Broadcast()
+			if s.tr == tr {
+				s.writeFailedAt.CompareAndSwap(0, time.Now().UnixNano())
+			}
 			s.mu.Unlock()
-			tr.close()
+			tr.interrupt(time.Now().Add(writeFailedGrace))
 			return
 		}
 		s.mu.Unlock()
 	}
 }
+
+// writeFailedGrace is how long the reader still reads a connection after
+// a write to it failed.
+const writeFailedGrace = time.Second
 
 // waitDrained blocks until everything queued is written.
 func (s *Session) waitDrained() {
@@ -321,7 +335,7 @@ func (s *Session) run(ctx context.Context) {
 		closing := s.closing
 		s.mu.Unlock()
 		var ne net.Error
-		if !closing && errors.As(err, &ne) && ne.Timeout() {
+		if !closing && s.writeFailedAt.Load() == 0 && errors.As(err, &ne) && ne.Timeout() {
 			s.Close(stanza.NewStreamError(stanza.StreamConnectionTimeout, ""))
 			s.waitDrained()
 			return
@@ -342,6 +356,12 @@ func (s *Session) readLoop(ctx context.Context) error {
 			deadline = time.Time{}
 			if t := s.srv.cfg.IdleTimeout; t > 0 {
 				deadline = time.Now().Add(t)
+			}
+		}
+		if at := s.writeFailedAt.Load(); at != 0 {
+			// Writing failed: read what is left, not more.
+			if d := time.Unix(0, at).Add(writeFailedGrace); deadline.IsZero() || d.Before(deadline) {
+				deadline = d
 			}
 		}
 		ev, err := s.tr.next(deadline)

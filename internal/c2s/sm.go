@@ -111,15 +111,23 @@ func (s *Session) smEnable(el *xmlstream.Element) error {
 		return s.fail(stanza.StreamPolicyViolation, "stream management enabled twice")
 	}
 	enabled := xmlstream.NewElement("enabled", NSSM)
+	resume := el.Attr("resume") == "true" || el.Attr("resume") == "1"
+	var id string
+	if resume {
+		id = randomID() + randomID()
+		s.srv.mu.Lock()
+		s.srv.resumable[id] = s
+		s.srv.mu.Unlock()
+	}
 	s.mu.Lock()
 	s.sm.enabled = true
 	// §4: both counters start at zero (CounterStart is for tests of the
 	// wrap-around at 2^32).
 	start := s.srv.cfg.SM.CounterStart
 	s.sm.in, s.sm.out, s.sm.acked, s.sm.requested = start, start, start, start
-	if r := el.Attr("resume"); r == "true" || r == "1" {
+	if resume {
 		s.sm.resumable = true
-		s.sm.id = randomID() + randomID()
+		s.sm.id = id
 		s.sm.timeout = s.srv.cfg.SM.ResumeTimeout
 		// §5: the client's preferred maximum, within our limit.
 		if m, err := strconv.ParseUint(el.Attr("max"), 10, 32); err == nil && m > 0 {
@@ -128,13 +136,15 @@ func (s *Session) smEnable(el *xmlstream.Element) error {
 		enabled.SetAttr("id", s.sm.id).SetAttr("resume", "true").
 			SetAttr("max", strconv.FormatInt(maxSeconds(s.sm.timeout), 10))
 	}
-	s.mu.Unlock()
-	if s.sm.resumable {
-		s.srv.mu.Lock()
-		s.srv.resumable[s.sm.id] = s
-		s.srv.mu.Unlock()
+	// <enabled/> is queued under the same lock as the counting starts:
+	// the first stanza counted comes after it (§4: the count starts
+	// "after sending <enabled/>"), not before it, whatever is routed to
+	// the session meanwhile.
+	if !s.closing && !s.detached {
+		s.appendLocked(enabled)
+		s.startFlushLocked()
 	}
-	s.sendElement(enabled)
+	s.mu.Unlock()
 	return nil
 }
 
@@ -207,6 +217,9 @@ func (s *Session) smAckLocked(h uint32) bool {
 	s.sm.queue = s.sm.queue[n:]
 	if len(s.sm.queue) == 0 {
 		s.sm.queue = nil
+		// Nothing waits: the next stanza queued starts the interval
+		// afresh (AckInterval is how long a stanza may wait).
+		s.smStopLocked()
 	}
 	s.sm.acked = h
 	return true
@@ -355,6 +368,7 @@ func (s *Session) adoptResumption() bool {
 	s.resume = nil
 	old := s.tr
 	s.tr = r.tr
+	s.writeFailedAt.Store(0)
 	s.detached = false
 	s.out, s.ends = nil, nil
 	s.headerSent = true

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/meerkat-xmpp/meerkat/internal/config"
-	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/internal/servertest"
-	"github.com/meerkat-xmpp/meerkat/jid"
 	"github.com/meerkat-xmpp/meerkat/stanza"
 	"github.com/meerkat-xmpp/meerkat/story"
 	"github.com/meerkat-xmpp/meerkat/xmlstream"
@@ -295,22 +295,36 @@ func TestStorySMQueueOverflow(t *testing.T) {
 }
 
 // TestStorySMLossUnderCuts: alice sends 10,000 numbered messages while
-// bob's connection is cut at random moments. Bob resumes — over TCP or
-// WebSocket, whatever he used before — or, when he waits past the
-// resumption timeout, logs in again and gets the rest from offline
-// storage. Every message arrives, and none twice within a resumed stream.
+// bob's connection is cut (the TCP connection dropped, under TLS and
+// WebSocket alike) at random moments, every hundred messages on average.
+// Each login decides how its session will end:
+//
+//   - most ask for a long resumption time (max='60'): after each cut bob
+//     resumes, over TCP, WebSocket or direct TLS, and gets again exactly
+//     what he had not handled; now and then he gives up on the session
+//     instead and logs in again on the same resource, which replaces it;
+//   - the others keep the server's (200 ms): after the cut bob waits past
+//     the timeout, the resumption fails with <failed h='1'/> (his
+//     presence), and he logs in again and gets the rest from offline
+//     storage.
+//
+// Before he gives up on a session bob acknowledges what he handled, so
+// that what the server reroutes is exactly what he did not get. Every
+// message arrives exactly once; the cuts, resumptions, timeouts and
+// replacements are counted and checked against the sessions the server
+// ended.
 func TestStorySMLossUnderCuts(t *testing.T) {
 	t.Parallel()
-	total := 10000
+	total, maxBatch := 10000, 200
 	if raceEnabled {
-		total = 2000
+		total, maxBatch = 2000, 100
 	}
 	srv := servertest.Start(t, func(c *config.Config) {
 		c.C2S.SMResumeTimeout = config.Duration{Duration: 200 * time.Millisecond}
 		c.C2S.SMMaxUnacked = 50000 // overflows have their own story
+		c.C2S.SMAckEvery = 50
 	}, servertest.Modules("[modules.offline]\nmax_messages = 20000\nmax_bytes = 50000000"))
-	closed := make(chan jid.JID, 64)
-	srv.Hooks().SessionClosed.Add("test", 0, func(_ context.Context, s module.Session) { closed <- s.JID() })
+	closed := closedHook(srv)
 	alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
 	bobAcct := smAccount(t, srv, "bob")
 
@@ -318,15 +332,36 @@ func TestStorySMLossUnderCuts(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
 	t.Logf("seed %d", seed)
 	transports := []story.Transport{story.TCP, story.WebSocket, story.DirectTLS}
-	connect := func(prev *story.Client) (*story.Client, error) {
+	connect := func(prev *story.Client, max int) (*story.Client, error) {
 		opts := story.Options{Transport: transports[rng.IntN(len(transports))], StreamManagement: true, Resume: true,
-			ResumeFrom: prev, Timeout: 20 * time.Second}
+			Resource: "phone", ResumeMax: max, ResumeFrom: prev, Timeout: 20 * time.Second}
 		return story.Connect(context.Background(), t, srv, bobAcct, opts)
 	}
 
+	// Alice keeps at most window messages ahead of what bob got, so that
+	// the cuts are spread over the whole stream rather than after a burst
+	// bob's reader would swallow at once.
+	window := maxBatch / 2
+	var (
+		mu       sync.Mutex
+		progress = sync.NewCond(&mu)
+		received int // distinct messages bob got
+		stop     bool
+	)
+	t.Cleanup(func() {
+		mu.Lock()
+		stop = true
+		progress.Broadcast()
+		mu.Unlock()
+	})
 	sent := make(chan error, 1)
 	go func() {
 		for i := range total {
+			mu.Lock()
+			for i-received > window && !stop {
+				progress.Wait()
+			}
+			mu.Unlock()
 			if err := alice.TrySend(story.Chat(bobAcct.JID, strconv.Itoa(i))); err != nil {
 				sent <- err
 				return
@@ -335,27 +370,41 @@ func TestStorySMLossUnderCuts(t *testing.T) {
 		sent <- nil
 	}()
 
-	seen := map[int]int{}
-	chain := map[int]bool{} // what this resumed stream delivered
+	seen := make([]int, total)
+	where := make([][]string, total)
+	stage := "login 1"
+	fromOffline := 0
+	chain := map[int]bool{} // what this session delivered, across its resumptions
 	record := func(el *xmlstream.Element) {
-		num, _ := strconv.Atoi(el.ChildText("body", stanza.NSClient))
+		num, err := strconv.Atoi(el.ChildText("body", stanza.NSClient))
+		if err != nil || num < 0 || num >= total {
+			t.Fatalf("unexpected message %s", wire(el))
+		}
 		if chain[num] {
-			t.Fatalf("message %d arrived twice in one resumed stream", num)
+			t.Fatalf("message %d arrived twice in one session", num)
 		}
 		chain[num] = true
+		if seen[num] == 0 {
+			mu.Lock()
+			received++
+			progress.Broadcast()
+			mu.Unlock()
+		}
 		seen[num]++
+		w := stage
+		if d := el.Child("delay", stanza.NSDelay); d != nil {
+			w += " delay:" + d.Text() + d.Attr("from")
+			if d.Text() == "Offline Storage" {
+				fromOffline++
+			}
+		}
+		where[num] = append(where[num], w)
 	}
-	bob, err := connect(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cuts, resumes, timeouts := 0, 0, 0
 	isNumber := story.Predicate{Desc: "a numbered message from alice", Match: func(el *xmlstream.Element) bool {
 		return el.Name == "message" && el.Attr("type") == "chat" && el.ChildText("body", stanza.NSClient) != ""
 	}}
-	for len(seen) < total {
-		// Read a random number of messages, then cut the connection.
-		for n := rng.IntN(400) + 1; n > 0 && len(seen) < total; n-- {
+	read := func(bob *story.Client, n int) {
+		for ; n > 0 && received < total; n-- {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			el, err := bob.WaitFor(ctx, isNumber)
 			cancel()
@@ -366,62 +415,130 @@ func TestStorySMLossUnderCuts(t *testing.T) {
 						missing = append(missing, i)
 					}
 				}
-				t.Fatalf("after %d of %d messages, %d cuts: %v; first missing: %v", len(seen), total, cuts, err, missing)
+				t.Fatalf("after %d of %d messages: %v; first missing: %v", received, total, err, missing)
 			}
 			record(el)
 		}
-		if len(seen) == total {
-			break
-		}
-		bob.Cut()
-		cuts++
-		// What the client had read before the cut counts as handled (it
-		// is in its 'h'), as on a phone whose app got it.
-		for _, p := range bob.Pending() {
-			if isNumber.Match(p.El) {
-				record(p.El)
-			}
-		}
-		if rng.IntN(5) == 0 {
-			// Wait past the resumption timeout: the session ends and its
-			// unacknowledged messages go to offline storage.
-			for j := range closed {
-				if j == bob.JID() {
-					break
-				}
-			}
-			timeouts++
-			if _, err := connect(bob); err == nil {
-				t.Fatal("resumed after the timeout")
-			}
-			if bob, err = connect(nil); err != nil {
-				t.Fatal(err)
-			}
-			chain = map[int]bool{}
-			continue
-		}
-		resumed, err := connect(bob)
+	}
+	// resumeFails checks that the session of prev is over and tells how
+	// many of bob's stanzas it handled: his presence.
+	resumeFails := func(prev *story.Client) {
+		_, err := connect(prev, 0)
 		var re *story.ResumeError
-		if errors.As(err, &re) {
-			// The timeout won the race: start over.
-			timeouts++
-			if bob, err = connect(nil); err != nil {
-				t.Fatal(err)
-			}
-			chain = map[int]bool{}
-			continue
+		if !errors.As(err, &re) {
+			t.Fatalf("resuming an ended session: %v", err)
 		}
+		if got, want := wire(re.Failed), "<failed xmlns='urn:xmpp:sm:3' h='1'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"; got != want {
+			t.Fatalf("resuming an ended session: %s, want %s", got, want)
+		}
+	}
+
+	const long = 60
+	logins, cuts, resumes, timeouts, replaced := 0, 0, 0, 0, 0
+	login := func() (*story.Client, bool) {
+		// The first session resumes, the second times out; then at random.
+		short := logins == 1 || logins > 1 && rng.IntN(3) == 0
+		logins++
+		max := long
+		if short {
+			max = 0
+		}
+		bob, err := connect(nil, max)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resumes++
-		bob = resumed
+		chain = map[int]bool{}
+		stage = fmt.Sprintf("login %d (short %v)", logins, short)
+		return bob, short
+	}
+	bob, short := login()
+	for {
+		read(bob, rng.IntN(maxBatch)+1)
+		if received == total {
+			break
+		}
+		giveUp := short || cuts > 0 && rng.IntN(5) == 0
+		if giveUp {
+			// What bob handled is acknowledged before the connection is
+			// lost: what the server reroutes is what he did not get.
+			if _, err := bob.Ack(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bob.Cut()
+		cuts++
+		acked := bob.SMAcked() // an answer to an <r/> may have followed
+		for _, p := range bob.Pending() {
+			if !isNumber.Match(p.El) {
+				continue
+			}
+			// What the client read before the cut counts as handled (it is
+			// in its 'h', as on a phone whose app got it) when it resumes;
+			// when it gives up, only what it acknowledged.
+			if !giveUp || int32(p.SMCount-acked) <= 0 {
+				stage += " pending"
+				record(p.El)
+				stage = strings.TrimSuffix(stage, " pending")
+			}
+		}
+		switch {
+		case !giveUp:
+			resumed, err := connect(bob, 0)
+			if err != nil {
+				t.Fatalf("resumption %d: %v", resumes+1, err)
+			}
+			resumes++
+			bob = resumed
+			stage += " resumed"
+		case short:
+			// Past the resumption timeout the session ends and its
+			// unacknowledged messages go to offline storage.
+			closed.wait(t, bob.JID(), timeouts+replaced+1)
+			timeouts++
+			resumeFails(bob)
+			bob, short = login()
+		default:
+			// A new login on the same resource replaces the session
+			// waiting for a resumption; its unacknowledged messages go to
+			// the new one or to offline storage.
+			prev := bob
+			bob, short = login()
+			closed.wait(t, prev.JID(), timeouts+replaced+1)
+			replaced++
+			resumeFails(prev)
+		}
 	}
 	if err := <-sent; err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d messages, %d cuts, %d resumptions, %d timeouts", total, cuts, resumes, timeouts)
-	if cuts == 0 || resumes == 0 {
-		t.Fatalf("the test did not exercise resumption (%d cuts, %d resumptions)", cuts, resumes)
+	// Anything still on its way would come before this.
+	alice.Send(story.Chat(bobAcct.JID, "the end"))
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		el, err := bob.WaitFor(ctx, isNumber)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if el.ChildText("body", stanza.NSClient) == "the end" {
+			break
+		}
+		record(el)
+	}
+	t.Logf("%d messages, %d cuts, %d resumptions, %d timeouts, %d replaced sessions, %d messages from offline storage",
+		total, cuts, resumes, timeouts, replaced, fromOffline)
+	for i, n := range seen {
+		if n != 1 {
+			t.Errorf("message %d arrived %d times: %q", i, n, where[i])
+		}
+	}
+	if cuts != resumes+timeouts+replaced {
+		t.Errorf("%d cuts, but %d resumptions, %d timeouts and %d replaced sessions", cuts, resumes, timeouts, replaced)
+	}
+	if n := closed.count(bob.JID()); n != timeouts+replaced {
+		t.Errorf("%d sessions ended, for %d timeouts and %d replaced sessions", n, timeouts, replaced)
+	}
+	if cuts < total/(2*maxBatch) || resumes == 0 || timeouts == 0 {
+		t.Errorf("the test did not exercise enough (%d cuts, %d resumptions, %d timeouts)", cuts, resumes, timeouts)
 	}
 }
