@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/jid"
 	"github.com/meerkat-xmpp/meerkat/stanza"
 	"github.com/meerkat-xmpp/meerkat/xmlstream"
@@ -405,7 +406,10 @@ func (s *Session) adoptResumption() bool {
 //   - chat and normal messages go to the account's bare JID — another
 //     resource or offline storage — with a <delay/> of when they first
 //     came (XEP-0198 §4, XEP-0203), unless they carry one already (from
-//     offline storage, say): rerouted, never dropped;
+//     offline storage, say): rerouted, never dropped. The context says
+//     so (module.WithRerouted): offline storage stamps them with that
+//     time too, and the archive, which has them, does not store them
+//     again;
 //   - groupchat messages are bounced to the sender with
 //     <service-unavailable/> (§8.5.3.2.1, option b): another resource is
 //     not an occupant of the room, and a room takes the error as the sign
@@ -450,7 +454,7 @@ func (s *Session) reroute(ctx context.Context, queue []unacked) {
 						SetAttr("stamp", q.at.UTC().Format("2006-01-02T15:04:05.000Z")))
 				}
 				st.El, st.To = m, bare
-				s.srv.router.Route(ctx, &st)
+				s.srv.router.Route(module.WithRerouted(ctx, q.at), &st)
 			}
 		case stanza.KindIQ:
 			if st.Type == stanza.IQGet || st.Type == stanza.IQSet {

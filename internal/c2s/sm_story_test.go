@@ -196,6 +196,8 @@ func TestStorySMResumeTimeout(t *testing.T) {
 			bob.Expect(story.IsChat("unacknowledged"))
 			bob.Cut() // bob never acknowledged it
 			alice.Send(story.Chat(bob.JID(), "while away"))
+			alice.IQ(story.Ping(nil)) // routed by now, well before the timeout
+			routed := time.Now()
 			closed.wait(t, bob.JID(), 1)
 			_, err := story.Connect(context.Background(), t, srv, bobAcct, story.Options{Transport: tr, ResumeFrom: bob})
 			var re *story.ResumeError
@@ -203,15 +205,27 @@ func TestStorySMResumeTimeout(t *testing.T) {
 				t.Fatalf("resumption after the timeout: %v", err)
 			}
 			again := story.MustConnect(t, srv, bobAcct, story.Options{Transport: tr})
-			// Both were rerouted to offline storage.
+			// Both were rerouted to offline storage, with one <delay/>:
+			// offline storage's, stamped with when they first came
+			// (XEP-0198 §4), not with when the session timed out.
 			for _, body := range []string{"unacknowledged", "while away"} {
 				m := again.Expect(story.IsChat(body))
-				d := m.Child("delay", stanza.NSDelay)
-				if d == nil {
-					t.Fatalf("%s without <delay/>", body)
+				var delays []*xmlstream.Element
+				for c := range m.Elements() {
+					if c.Name == "delay" && c.NS == stanza.NSDelay {
+						delays = append(delays, c)
+					}
 				}
-				if stamp, err := time.Parse(time.RFC3339Nano, d.Attr("stamp")); err != nil || stamp.Before(before.Truncate(time.Millisecond)) {
-					t.Errorf("%s: stamp %s before it was sent (%s)", body, d.Attr("stamp"), before.UTC())
+				if len(delays) != 1 {
+					t.Fatalf("%s with %d <delay/>s: %s", body, len(delays), wire(m))
+				}
+				d := delays[0]
+				if want := fmt.Sprintf("<delay xmlns='urn:xmpp:delay' from='%s' stamp='%s'>Offline Storage</delay>", srv.Domain(), d.Attr("stamp")); wire(d) != want {
+					t.Errorf("%s: %s, want %s", body, wire(d), want)
+				}
+				stamp, err := time.Parse(time.RFC3339Nano, d.Attr("stamp"))
+				if err != nil || stamp.Before(before.Truncate(time.Millisecond)) || stamp.After(routed) {
+					t.Errorf("%s: stamp %s, not between %s and %s", body, d.Attr("stamp"), before.UTC(), routed.UTC())
 				}
 			}
 		})
