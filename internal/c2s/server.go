@@ -84,7 +84,8 @@ type SMConfig struct {
 	MaxResumeTimeout time.Duration
 	// RememberEnded is how long the count ('h') of a resumable session
 	// that ended is kept, for the <failed h='…'/> answer to a late
-	// resumption (§5), and MaxRemembered how many are kept at most.
+	// resumption (§5), and MaxRemembered how many are kept at most (an
+	// hour and 100,000 when zero; negative: none).
 	RememberEnded time.Duration
 	MaxRemembered int
 	// CounterStart is where the stanza counters start instead of 0, for
@@ -129,7 +130,7 @@ func (c *Config) setDefaults() {
 	if c.SM.RememberEnded <= 0 {
 		c.SM.RememberEnded = max(time.Hour, c.SM.MaxResumeTimeout)
 	}
-	if c.SM.MaxRemembered <= 0 {
+	if c.SM.MaxRemembered == 0 {
 		c.SM.MaxRemembered = 100000
 	}
 }
