@@ -59,6 +59,7 @@ type Session struct {
 	sm         smState
 	detached   bool        // waiting for resumption: nothing is written
 	resume     *resumption // a new connection taking over
+	abandon    transport   // closed once the output is written: a resumption took over
 	done       bool        // over for good: no resumption any more
 
 	resumeSignal chan struct{}
@@ -210,7 +211,17 @@ func (s *Session) flush() {
 				s.out = nil
 			}
 			s.drained.Broadcast()
+			abandon := s.abandon == tr
+			if abandon {
+				s.abandon = nil
+			}
 			s.mu.Unlock()
+			if abandon {
+				// The old connection of a resumed session got its
+				// <conflict/>: the reader, blocked on it, moves on.
+				tr.close()
+				return
+			}
 			if closing {
 				// The closing tag is out: give the client a moment to
 				// close its side (RFC 6120 §4.4), then the reader stops.
@@ -220,9 +231,14 @@ func (s *Session) flush() {
 		}
 		buf, ends, tr := s.out, s.ends, s.tr
 		s.out, s.ends, s.spare = s.spare[:0], nil, nil
+		timeout := s.srv.cfg.WriteTimeout
+		if s.abandon == tr {
+			// A goodbye to a connection that may be dead: not for long.
+			timeout = min(timeout, time.Second)
+		}
 		s.mu.Unlock()
 
-		err := tr.write(buf, ends, time.Now().Add(s.srv.cfg.WriteTimeout))
+		err := tr.write(buf, ends, time.Now().Add(timeout))
 
 		s.mu.Lock()
 		s.spare = buf[:0]
@@ -240,7 +256,15 @@ func (s *Session) flush() {
 			if s.tr == tr {
 				s.writeFailedAt.CompareAndSwap(0, time.Now().UnixNano())
 			}
+			abandon := s.abandon == tr
+			if abandon {
+				s.abandon = nil
+			}
 			s.mu.Unlock()
+			if abandon {
+				tr.close()
+				return
+			}
 			tr.interrupt(time.Now().Add(writeFailedGrace))
 			return
 		}
@@ -378,6 +402,14 @@ func (s *Session) readLoop(ctx context.Context) error {
 		case xmlstream.EventStreamOpen:
 			err = s.openStream(ev)
 		case xmlstream.EventStreamClose:
+			s.mu.Lock()
+			takenOver := s.resume != nil
+			s.mu.Unlock()
+			if takenOver {
+				// The client answers the <conflict/> that ended this
+				// connection: the session goes on on the new one.
+				return errTakenOver
+			}
 			// RFC 6120 §4.4: answer with our closing tag and end.
 			s.Close(nil)
 			return errClosed

@@ -2,6 +2,7 @@ package c2s
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -302,13 +303,46 @@ func (s *Session) resumeWith(tr transport, h uint32, streamID string) bool {
 	}
 	s.resume = &resumption{tr: tr, h: h, streamID: streamID}
 	old, detached := s.tr, s.detached
-	s.mu.Unlock()
+	closeNow := false
 	if !detached {
+		// §5: the old stream, still open as far as we know, gets a
+		// <conflict/> stream error and is closed. Nothing more is written
+		// to it (detached: stanzas wait for the new connection). The
+		// connection may be dead with a full buffer: it is closed after
+		// abandonGrace in any case.
+		s.detached = true
+		if !s.headerSent {
+			closeNow = true
+		} else {
+			s.appendLocked(stanza.NewStreamError(stanza.StreamConflict, "the session was resumed on another connection").Element())
+			s.out = s.tr.appendClose(s.out)
+			s.frameLocked()
+			s.abandon = old
+			s.startFlushLocked()
+			time.AfterFunc(abandonGrace, func() {
+				s.mu.Lock()
+				stuck := s.abandon == old
+				s.mu.Unlock()
+				if stuck {
+					old.close() // dead, with a full buffer: enough
+				}
+			})
+		}
+	}
+	s.mu.Unlock()
+	if closeNow {
 		old.close()
 	}
 	s.signalResume()
 	return true
 }
+
+// abandonGrace bounds the goodbye to the old connection of a session
+// resumed elsewhere.
+const abandonGrace = time.Second
+
+// errTakenOver ends the reading of a connection a resumption took over.
+var errTakenOver = errors.New("c2s: a resumption took over the connection")
 
 func (s *Session) signalResume() {
 	select {
@@ -369,6 +403,7 @@ func (s *Session) adoptResumption() bool {
 	s.resume = nil
 	old := s.tr
 	s.tr = r.tr
+	s.abandon = nil
 	s.writeFailedAt.Store(0)
 	s.detached = false
 	s.out, s.ends = nil, nil

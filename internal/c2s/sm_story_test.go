@@ -147,8 +147,8 @@ func TestStorySMResume(t *testing.T) {
 }
 
 // TestStorySMTakeover: a client resumes while the server still thinks the
-// old connection is alive; the new one takes over (§5), and the old one
-// is closed.
+// old connection is alive; the new one takes over (§5), and the old
+// stream gets a <conflict/> stream error and is closed.
 func TestStorySMTakeover(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t)
@@ -164,7 +164,12 @@ func TestStorySMTakeover(t *testing.T) {
 			resumed := story.MustConnect(t, srv, acct, story.Options{Transport: tr, ResumeFrom: old})
 			alice.Send(story.Chat(old.JID(), "to the new connection"))
 			resumed.Expect(story.IsChat("to the new connection"))
-			// The old connection was closed by the server.
+			// The old stream got <conflict/> and was closed (§5).
+			e := old.Expect(story.IsStreamError("conflict"))
+			if got, want := wire(e), "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"+
+				"<text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>the session was resumed on another connection</text></stream:error>"; got != want {
+				t.Errorf("the old stream got %s, want %s", got, want)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if _, err := old.WaitFor(ctx, story.IsChat("never")); err == nil || errors.Is(err, context.DeadlineExceeded) {
