@@ -124,8 +124,8 @@ type Received struct {
 	At time.Time
 	// SMCount is, with stream management on, the client's count of
 	// handled stanzas ('h', XEP-0198 §4) once this element is counted: an
-	// <a/> with h at least SMCount acknowledged it. Zero for elements that
-	// are not stanzas and without stream management.
+	// <a/> with h at least SMCount (modulo 2^32) acknowledged it. Zero for
+	// elements that are not stanzas and without stream management.
 	SMCount uint32
 }
 
@@ -351,8 +351,8 @@ func (c *Client) resume(prev *Client, timeout time.Duration) error {
 // SMID is the resumption id the server gave (XEP-0198 §5).
 func (c *Client) SMID() string { return c.smID }
 
-// SMEnabledElement is the server's <enabled/> answer (XEP-0198 §3), nil without
-// stream management; a resumed client has its predecessor's.
+// SMEnabledElement is the server's <enabled/> answer (XEP-0198 §3), nil
+// without stream management; a resumed client has its predecessor's.
 func (c *Client) SMEnabledElement() *xmlstream.Element { return c.smEnabled }
 
 // Ack sends <a h='…'/> with the count of stanzas handled so far (XEP-0198
