@@ -51,6 +51,7 @@ type Session struct {
 	tr         transport // the current connection
 	drained    *sync.Cond
 	out        []byte // queued for the client
+	resent     int    // bytes at the head of out that a resumption sent again
 	ends       []int  // message ends in out, for framed transports
 	spare      []byte
 	flushing   bool
@@ -152,7 +153,7 @@ func (s *Session) Deliver(el *xmlstream.Element) bool {
 		return true // kept for the resumption
 	}
 	s.appendLocked(el)
-	if len(s.out) > s.srv.cfg.MaxOutboundBytes {
+	if len(s.out)-s.resent > s.srv.cfg.MaxOutboundBytes {
 		// The client does not read: give up on it (documented in the
 		// README). The stanza is queued: with stream management it is
 		// rerouted with the rest when the session ends.
@@ -230,7 +231,7 @@ func (s *Session) flush() {
 			return
 		}
 		buf, ends, tr := s.out, s.ends, s.tr
-		s.out, s.ends, s.spare = s.spare[:0], nil, nil
+		s.out, s.ends, s.spare, s.resent = s.spare[:0], nil, nil, 0
 		timeout := s.srv.cfg.WriteTimeout
 		if s.abandon == tr {
 			// A goodbye to a connection that may be dead: not for long.
@@ -250,7 +251,7 @@ func (s *Session) flush() {
 			// which what it handled would be sent or rerouted again —
 			// for writeFailedGrace at most, then ends or detaches the
 			// session, which closes the connection.
-			s.out, s.ends = nil, nil
+			s.out, s.ends, s.resent = nil, nil, 0
 			s.flushing = false
 			s.drained.Broadcast()
 			if s.tr == tr {
@@ -445,7 +446,7 @@ func (s *Session) finish(ctx context.Context) {
 		// The connection broke (or the reader failed): nothing more can
 		// be written.
 		s.closing = true
-		s.out, s.ends = nil, nil
+		s.out, s.ends, s.resent = nil, nil, 0
 	}
 	s.smStopLocked()
 	s.leaveRouter()
@@ -638,7 +639,7 @@ func (s *Session) startTLS(ctx context.Context) error {
 		s.srv.log.Debug("STARTTLS handshake failed", "remote", s.tr.remoteAddr(), "error", err)
 		s.mu.Lock()
 		s.closing = true
-		s.out, s.ends = nil, nil
+		s.out, s.ends, s.resent = nil, nil, 0
 		s.mu.Unlock()
 		return errClosed
 	}

@@ -360,7 +360,7 @@ func (s *Session) detach(ctx context.Context) bool {
 		return false
 	}
 	s.detached = true
-	s.out, s.ends = nil, nil
+	s.out, s.ends, s.resent = nil, nil, 0
 	tr, timeout := s.tr, s.sm.timeout
 	s.smStopLocked()
 	s.mu.Unlock()
@@ -406,21 +406,12 @@ func (s *Session) adoptResumption() bool {
 	s.abandon = nil
 	s.writeFailedAt.Store(0)
 	s.detached = false
-	s.out, s.ends = nil, nil
+	s.out, s.ends, s.resent = nil, nil, 0
 	s.headerSent = true
 	s.streamID = r.streamID
 	ok := s.smAckLocked(r.h)
 	if ok {
-		s.appendLocked(xmlstream.NewElement("resumed", NSSM).SetAttr("previd", s.sm.id).
-			SetAttr("h", strconv.FormatUint(uint64(s.sm.in), 10)))
-		for _, q := range s.sm.queue {
-			s.appendLocked(q.el)
-		}
-		s.sm.requested = s.sm.acked
-		s.smRequestLocked(true)
-		if len(s.sm.queue) > 0 && s.sm.timer == nil {
-			s.sm.timer = time.AfterFunc(s.srv.cfg.SM.AckInterval, s.smTimer)
-		}
+		s.retransmitLocked()
 		s.startFlushLocked()
 	}
 	s.mu.Unlock()
@@ -431,6 +422,25 @@ func (s *Session) adoptResumption() bool {
 		return false
 	}
 	return true
+}
+
+// retransmitLocked queues <resumed/> and the stanzas the client did not
+// acknowledge (§5), then asks for an ack. They do not count against
+// MaxOutboundBytes (resent): a long absence in a busy account queues
+// more than the limit, and the next stanza must not end the session
+// before the flusher has even taken them.
+func (s *Session) retransmitLocked() {
+	s.appendLocked(xmlstream.NewElement("resumed", NSSM).SetAttr("previd", s.sm.id).
+		SetAttr("h", strconv.FormatUint(uint64(s.sm.in), 10)))
+	for _, q := range s.sm.queue {
+		s.appendLocked(q.el)
+	}
+	s.resent = len(s.out)
+	s.sm.requested = s.sm.acked
+	s.smRequestLocked(true)
+	if len(s.sm.queue) > 0 && s.sm.timer == nil {
+		s.sm.timer = time.AfterFunc(s.srv.cfg.SM.AckInterval, s.smTimer)
+	}
 }
 
 // reroute treats stanzas the client never acknowledged as if sent to a

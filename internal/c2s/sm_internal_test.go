@@ -3,9 +3,11 @@ package c2s
 import (
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/jid"
 	"github.com/meerkat-xmpp/meerkat/xmlstream"
 )
@@ -126,4 +128,60 @@ func TestEndedSessions(t *testing.T) {
 	if _, ok := off.lookup("x", alice, t0); ok {
 		t.Fatal("kept with max 0")
 	}
+}
+
+// fakeTransport serializes like TCP and writes nowhere.
+type fakeTransport struct {
+	transport // the methods a session never calls here
+}
+
+func (fakeTransport) appendElement(dst []byte, el *xmlstream.Element) []byte {
+	return el.AppendXML(dst, xmlstream.StreamScope("jabber:client"))
+}
+func (fakeTransport) appendClose(dst []byte) []byte { return append(dst, "</stream:stream>"...) }
+func (fakeTransport) framed() bool                  { return false }
+
+// What a resumption sends again does not count against MaxOutboundBytes:
+// a session resumed after a long absence is not closed by the next
+// stanza while its flusher has not yet taken the retransmission; what
+// comes after still counts.
+func TestOutboundLimitAfterResumption(t *testing.T) {
+	cfg := Config{MaxOutboundBytes: 1000}
+	cfg.setDefaults()
+	s := newSession(&Server{cfg: cfg, hooks: &module.Hooks{}}, fakeTransport{})
+	s.sm.enabled, s.sm.resumable, s.detached, s.headerSent = true, true, true, true
+	msg := func(i int) *xmlstream.Element {
+		return xmlstream.NewElement("message", "jabber:client").SetAttr("to", "bob@example.org/phone").
+			AddChild(xmlstream.NewElement("body", "jabber:client").AddText(strings.Repeat("x", 80) + strconv.Itoa(i)))
+	}
+	for i := range 30 { // about 3000 bytes, kept while detached
+		if !s.Deliver(msg(i)) {
+			t.Fatalf("message %d refused while detached", i)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.detached = false
+	s.flushing = true // a flusher that has not taken the buffer yet
+	s.retransmitLocked()
+	if len(s.out) <= cfg.MaxOutboundBytes {
+		t.Fatalf("only %d bytes sent again", len(s.out))
+	}
+	s.mu.Unlock()
+	for i := 30; i < 35; i++ { // about 800 bytes more: within the limit
+		s.Deliver(msg(i))
+	}
+	s.mu.Lock()
+	if s.closing {
+		t.Fatalf("closed with %d bytes queued, %d sent again", len(s.out), s.resent)
+	}
+	s.mu.Unlock()
+	for i := 35; i < 38; i++ { // beyond it
+		s.Deliver(msg(i))
+	}
+	s.mu.Lock()
+	if !s.closing {
+		t.Fatalf("not closed with %d bytes queued, %d sent again", len(s.out), s.resent)
+	}
+	s.smStopLocked()
 }
