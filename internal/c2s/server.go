@@ -50,6 +50,7 @@ type Config struct {
 	MaxAuthFailures int
 	// MaxOutboundBytes bounds the data queued for a client that does not
 	// read; beyond it the session is closed with <policy-violation/>.
+	// What a resumption sends again (XEP-0198 §5) does not count.
 	MaxOutboundBytes int
 	// RateBytesPerSecond limits what a client may send (0: no limit); a
 	// client above it is read more slowly, as ejabberd's shapers do.
