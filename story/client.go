@@ -53,6 +53,13 @@ type Options struct {
 	// Resume asks for resumption when enabling stream management (§5);
 	// the client's SMID is then the id to resume with.
 	Resume bool
+	// ResumeMax is the 'max' of <enable/>: the client's preferred
+	// maximum resumption time, in seconds (§3); none when zero.
+	ResumeMax int
+	// SMCounterStart starts the count of handled stanzas there instead of
+	// 0, against a server whose counters start there too, to test their
+	// wrap-around at 2^32 (§4). Nonstandard: for tests only.
+	SMCounterStart uint32
 	// ResumeFrom resumes the session of an earlier client (whose
 	// connection was cut, see Cut) instead of binding a new resource
 	// (XEP-0198 §5): the new client continues its JID and its count of
@@ -115,6 +122,11 @@ type Account struct {
 type Received struct {
 	El *xmlstream.Element
 	At time.Time
+	// SMCount is, with stream management on, the client's count of
+	// handled stanzas ('h', XEP-0198 §4) once this element is counted: an
+	// <a/> with h at least SMCount (modulo 2^32) acknowledged it. Zero for
+	// elements that are not stanzas and without stream management.
+	SMCount uint32
 }
 
 // Client is one authenticated XMPP session. A reader goroutine parses what
@@ -152,6 +164,9 @@ type Client struct {
 	smOn      atomic.Bool
 	smHandled atomic.Uint32 // XEP-0198 §4 "h": stanzas received since <enabled/>
 	smID      string        // resumption id from <enabled/>
+	smEnabled *xmlstream.Element
+	ackMu     sync.Mutex // serializes <a/>s, so that smAcked is the last sent
+	smAcked   uint32     // the 'h' of the last <a/> sent
 
 	closeOnce sync.Once
 	closeErr  error
@@ -273,6 +288,9 @@ func (c *Client) negotiate(ctx context.Context) error {
 		if c.opts.Resume {
 			enable.SetAttr("resume", "true")
 		}
+		if c.opts.ResumeMax > 0 {
+			enable.SetAttr("max", strconv.Itoa(c.opts.ResumeMax))
+		}
 		if err := c.s.writeElement(enable, to); err != nil {
 			return fmt.Errorf("sm enable: %w", err)
 		}
@@ -286,6 +304,9 @@ func (c *Client) negotiate(ctx context.Context) error {
 			return fmt.Errorf("sm enable: the server answered %s", brief(el))
 		}
 		c.smID = el.Attr("id")
+		c.smEnabled = el
+		c.smHandled.Store(c.opts.SMCounterStart)
+		c.smAcked = c.opts.SMCounterStart
 		c.smOn.Store(true)
 	}
 	return nil
@@ -316,8 +337,9 @@ func (c *Client) resume(prev *Client, timeout time.Duration) error {
 	if el.Name == "failed" {
 		return &ResumeError{Failed: el}
 	}
-	c.jid, c.smID = prev.jid, prev.smID
+	c.jid, c.smID, c.smEnabled = prev.jid, prev.smID, prev.smEnabled
 	c.smHandled.Store(handled)
+	c.smAcked = handled
 	c.smOn.Store(true)
 	c.opts.NoPresence = true
 	if c.name == "" {
@@ -329,9 +351,48 @@ func (c *Client) resume(prev *Client, timeout time.Duration) error {
 // SMID is the resumption id the server gave (XEP-0198 §5).
 func (c *Client) SMID() string { return c.smID }
 
-// Cut closes the connection abruptly, without </stream:stream>, as a
-// phone losing its network does; the server sees the connection fail.
-// The client is then closed.
+// SMEnabledElement is the server's <enabled/> answer (XEP-0198 §3), nil
+// without stream management; a resumed client has its predecessor's.
+func (c *Client) SMEnabledElement() *xmlstream.Element { return c.smEnabled }
+
+// Ack sends <a h='…'/> with the count of stanzas handled so far (XEP-0198
+// §4: an ack may be sent at any time) and returns that count.
+func (c *Client) Ack() (uint32, error) {
+	if !c.smOn.Load() {
+		return 0, errors.New("story: ack without stream management")
+	}
+	return c.sendAck()
+}
+
+func (c *Client) sendAck() (uint32, error) {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	h := c.smHandled.Load()
+	a := xmlstream.NewElement("a", NSSM).SetAttr("h", strconv.FormatUint(uint64(h), 10))
+	if err := c.s.writeElement(a, c.opts.timeout()); err != nil {
+		return h, fmt.Errorf("story: %s: ack: %w", c.name, err)
+	}
+	c.smAcked = h
+	return h, nil
+}
+
+// SMAcked is the 'h' of the last <a/> the client sent, by itself in
+// answer to the server's <r/> or by Ack (its start count before any):
+// the received stanzas whose Received.SMCount is at most SMAcked are
+// acknowledged.
+func (c *Client) SMAcked() uint32 {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	return c.smAcked
+}
+
+// Cut closes the connection abruptly, as a phone losing its network does:
+// no </stream:stream>, no TLS close_notify, no WebSocket close frame —
+// the TCP connection under them is closed. The server sees the connection
+// fail. Over BOSH, where there is no connection to close, the client stops
+// making requests (no terminate request): the server notices when the
+// session goes silent (XEP-0124 §10, inactivity). The client is then
+// closed.
 func (c *Client) Cut() {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
@@ -339,7 +400,7 @@ func (c *Client) Cut() {
 		c.footerSent = true
 		c.notifyLocked()
 		c.mu.Unlock()
-		c.s.close()
+		c.s.abort()
 		<-c.closed
 	})
 }
@@ -449,15 +510,15 @@ func (c *Client) readLoop() {
 
 // received handles one element read at time at.
 func (c *Client) received(el *xmlstream.Element, at time.Time) {
+	var count uint32
 	if c.smOn.Load() {
 		if el.NS == NSSM && el.Name == "r" {
 			// XEP-0198 §4: answer with the count of handled stanzas.
-			a := xmlstream.NewElement("a", NSSM).SetAttr("h", strconv.FormatUint(uint64(c.smHandled.Load()), 10))
-			c.s.writeElement(a, c.opts.timeout())
+			c.sendAck()
 			return
 		}
 		if stanza.KindOf(el, stanza.NSClient) != stanza.KindOther {
-			c.smHandled.Add(1)
+			count = c.smHandled.Add(1)
 		}
 	}
 	c.mu.Lock()
@@ -465,7 +526,7 @@ func (c *Client) received(el *xmlstream.Element, at time.Time) {
 	if se, ok := stanza.ParseStreamError(el); ok {
 		c.streamErr = se
 	}
-	c.queue = append(c.queue, Received{El: el, At: at})
+	c.queue = append(c.queue, Received{El: el, At: at, SMCount: count})
 	c.notifyLocked()
 }
 

@@ -88,9 +88,14 @@ func (r *Raw) Send(s string) error {
 	return nil
 }
 
-// SendElement writes el serialized in the jabber:client stream scope.
+// SendElement writes el serialized in the jabber:client stream scope, or,
+// over a framed transport (WebSocket, BOSH), as a standalone element with
+// its namespace (RFC 7395 §3.3.3).
 func (r *Raw) SendElement(el *xmlstream.Element) error {
-	return r.Send(serialize(el))
+	if err := r.s.writeElement(el, r.timeout()); err != nil {
+		return fmt.Errorf("story: raw send: %w", err)
+	}
+	return nil
 }
 
 // Bytes returns every byte read from the connection so far (decrypted,

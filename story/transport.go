@@ -323,6 +323,23 @@ func (s *stream) close() error {
 	return s.current().Close()
 }
 
+// aborter is a connection that can be dropped without the goodbyes of its
+// protocol (a WebSocket close frame, a BOSH terminate request).
+type aborter interface{ abort() error }
+
+// abort closes the connection under everything: the TCP connection, with
+// no TLS close_notify nor any closing message of the transport.
+func (s *stream) abort() error {
+	conn := s.current()
+	switch c := conn.(type) {
+	case aborter:
+		return c.abort()
+	case *tls.Conn:
+		return c.NetConn().Close()
+	}
+	return conn.Close()
+}
+
 // ErrStreamClosed is returned when the server closed the XML stream
 // (</stream:stream>, RFC 6120 §4.4) where an element was expected.
 var ErrStreamClosed = errors.New("story: the server closed the stream")

@@ -132,6 +132,18 @@ func (c *wsConn) Close() error {
 	return c.ws.Close()
 }
 
+// abort closes the TCP connection under the WebSocket (and its TLS),
+// without a close frame: a connection lost, not a stream closed.
+func (c *wsConn) abort() error {
+	conn := c.ws.UnderlyingConn()
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
+	err := conn.Close()
+	c.ws.Close()
+	return err
+}
+
 func (c *wsConn) LocalAddr() net.Addr  { return c.ws.LocalAddr() }
 func (c *wsConn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
 func (c *wsConn) SetDeadline(t time.Time) error {

@@ -50,6 +50,7 @@ type Config struct {
 	MaxAuthFailures int
 	// MaxOutboundBytes bounds the data queued for a client that does not
 	// read; beyond it the session is closed with <policy-violation/>.
+	// What a resumption sends again (XEP-0198 §5) does not count.
 	MaxOutboundBytes int
 	// RateBytesPerSecond limits what a client may send (0: no limit); a
 	// client above it is read more slowly, as ejabberd's shapers do.
@@ -66,8 +67,11 @@ type Config struct {
 // SMConfig configures stream management (XEP-0198).
 type SMConfig struct {
 	// MaxUnacked bounds the stanzas kept until the client acknowledges
-	// them; a client that lets more pile up is disconnected with
-	// <resource-constraint/>.
+	// them. When a stanza would go beyond, the session is closed with the
+	// stream error <resource-constraint/> (RFC 6120 §4.9.3.17) and the
+	// text "too many unacknowledged stanzas"; the queue, and what is sent
+	// to the resource afterwards, is rerouted as for any session that ends
+	// without resumption (the stanza that overflowed included).
 	MaxUnacked int
 	// AckEvery makes the server ask for an acknowledgement (<r/>) after
 	// that many stanzas…
@@ -79,6 +83,15 @@ type SMConfig struct {
 	// to MaxResumeTimeout.
 	ResumeTimeout    time.Duration
 	MaxResumeTimeout time.Duration
+	// RememberEnded is how long the count ('h') of a resumable session
+	// that ended is kept, for the <failed h='…'/> answer to a late
+	// resumption (§5), and MaxRemembered how many are kept at most (an
+	// hour and 100,000 when zero; negative: none).
+	RememberEnded time.Duration
+	MaxRemembered int
+	// CounterStart is where the stanza counters start instead of 0, for
+	// tests of their wrap-around at 2^32 (§4); never set in production.
+	CounterStart uint32
 }
 
 func (c *Config) setDefaults() {
@@ -115,6 +128,12 @@ func (c *Config) setDefaults() {
 	if c.SM.MaxResumeTimeout < c.SM.ResumeTimeout {
 		c.SM.MaxResumeTimeout = max(time.Hour, c.SM.ResumeTimeout)
 	}
+	if c.SM.RememberEnded <= 0 {
+		c.SM.RememberEnded = max(time.Hour, c.SM.MaxResumeTimeout)
+	}
+	if c.SM.MaxRemembered == 0 {
+		c.SM.MaxRemembered = 100000
+	}
 }
 
 // Server accepts client connections and runs their sessions.
@@ -134,6 +153,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	sessions  map[*Session]struct{}
 	resumable map[string]*Session // by stream management id
+	ended     *endedSessions      // counts of resumable sessions that ended
 	bosh      boshSessions
 	closing   bool
 	wg        sync.WaitGroup
@@ -153,6 +173,7 @@ func NewServer(cfg Config, r *router.Router, hooks *module.Hooks, accounts stora
 		listeners: map[net.Listener]struct{}{},
 		sessions:  map[*Session]struct{}{},
 		resumable: map[string]*Session{},
+		ended:     newEndedSessions(cfg.SM.RememberEnded, cfg.SM.MaxRemembered),
 	}
 	if cfg.TLS != nil && len(cfg.TLS.Certificates) > 0 {
 		cert := cfg.TLS.Certificates[0]

@@ -43,11 +43,15 @@ type Session struct {
 	priority  atomic.Int32
 	presence  atomic.Pointer[xmlstream.Element]
 	lastRead  atomic.Int64 // unix nanoseconds
+	// writeFailedAt is when a write to the current connection failed
+	// (unix nanoseconds; 0: none).
+	writeFailedAt atomic.Int64
 
 	mu         sync.Mutex
 	tr         transport // the current connection
 	drained    *sync.Cond
 	out        []byte // queued for the client
+	resent     int    // bytes at the head of out that a resumption sent again
 	ends       []int  // message ends in out, for framed transports
 	spare      []byte
 	flushing   bool
@@ -56,6 +60,7 @@ type Session struct {
 	sm         smState
 	detached   bool        // waiting for resumption: nothing is written
 	resume     *resumption // a new connection taking over
+	abandon    transport   // closed once the output is written: a resumption took over
 	done       bool        // over for good: no resumption any more
 
 	resumeSignal chan struct{}
@@ -148,7 +153,7 @@ func (s *Session) Deliver(el *xmlstream.Element) bool {
 		return true // kept for the resumption
 	}
 	s.appendLocked(el)
-	if len(s.out) > s.srv.cfg.MaxOutboundBytes {
+	if len(s.out)-s.resent > s.srv.cfg.MaxOutboundBytes {
 		// The client does not read: give up on it (documented in the
 		// README). The stanza is queued: with stream management it is
 		// rerouted with the rest when the session ends.
@@ -207,7 +212,17 @@ func (s *Session) flush() {
 				s.out = nil
 			}
 			s.drained.Broadcast()
+			abandon := s.abandon == tr
+			if abandon {
+				s.abandon = nil
+			}
 			s.mu.Unlock()
+			if abandon {
+				// The old connection of a resumed session got its
+				// <conflict/>: the reader, blocked on it, moves on.
+				tr.close()
+				return
+			}
 			if closing {
 				// The closing tag is out: give the client a moment to
 				// close its side (RFC 6120 §4.4), then the reader stops.
@@ -216,27 +231,51 @@ func (s *Session) flush() {
 			return
 		}
 		buf, ends, tr := s.out, s.ends, s.tr
-		s.out, s.ends, s.spare = s.spare[:0], nil, nil
+		s.out, s.ends, s.spare, s.resent = s.spare[:0], nil, nil, 0
+		timeout := s.srv.cfg.WriteTimeout
+		if s.abandon == tr {
+			// A goodbye to a connection that may be dead: not for long.
+			timeout = min(timeout, time.Second)
+		}
 		s.mu.Unlock()
 
-		err := tr.write(buf, ends, time.Now().Add(s.srv.cfg.WriteTimeout))
+		err := tr.write(buf, ends, time.Now().Add(timeout))
 
 		s.mu.Lock()
 		s.spare = buf[:0]
 		if err != nil {
 			// The client is gone or too slow. What was queued is lost
-			// unless stream management keeps it; the reader notices the
-			// closed connection and ends or detaches the session.
-			s.out, s.ends = nil, nil
+			// unless stream management keeps it. The connection is not
+			// closed at once: the reader first takes what the client sent
+			// before the failure — its last <a/> (XEP-0198 §4), without
+			// which what it handled would be sent or rerouted again —
+			// for writeFailedGrace at most, then ends or detaches the
+			// session, which closes the connection.
+			s.out, s.ends, s.resent = nil, nil, 0
 			s.flushing = false
 			s.drained.Broadcast()
+			if s.tr == tr {
+				s.writeFailedAt.CompareAndSwap(0, time.Now().UnixNano())
+			}
+			abandon := s.abandon == tr
+			if abandon {
+				s.abandon = nil
+			}
 			s.mu.Unlock()
-			tr.close()
+			if abandon {
+				tr.close()
+				return
+			}
+			tr.interrupt(time.Now().Add(writeFailedGrace))
 			return
 		}
 		s.mu.Unlock()
 	}
 }
+
+// writeFailedGrace is how long the reader still reads a connection after
+// a write to it failed.
+const writeFailedGrace = time.Second
 
 // waitDrained blocks until everything queued is written.
 func (s *Session) waitDrained() {
@@ -321,7 +360,7 @@ func (s *Session) run(ctx context.Context) {
 		closing := s.closing
 		s.mu.Unlock()
 		var ne net.Error
-		if !closing && errors.As(err, &ne) && ne.Timeout() {
+		if !closing && s.writeFailedAt.Load() == 0 && errors.As(err, &ne) && ne.Timeout() {
 			s.Close(stanza.NewStreamError(stanza.StreamConnectionTimeout, ""))
 			s.waitDrained()
 			return
@@ -344,6 +383,12 @@ func (s *Session) readLoop(ctx context.Context) error {
 				deadline = time.Now().Add(t)
 			}
 		}
+		if at := s.writeFailedAt.Load(); at != 0 {
+			// Writing failed: read what is left, not more.
+			if d := time.Unix(0, at).Add(writeFailedGrace); deadline.IsZero() || d.Before(deadline) {
+				deadline = d
+			}
+		}
 		ev, err := s.tr.next(deadline)
 		if err != nil {
 			var perr *xmlstream.Error
@@ -358,6 +403,14 @@ func (s *Session) readLoop(ctx context.Context) error {
 		case xmlstream.EventStreamOpen:
 			err = s.openStream(ev)
 		case xmlstream.EventStreamClose:
+			s.mu.Lock()
+			takenOver := s.resume != nil
+			s.mu.Unlock()
+			if takenOver {
+				// The client answers the <conflict/> that ended this
+				// connection: the session goes on on the new one.
+				return errTakenOver
+			}
 			// RFC 6120 §4.4: answer with our closing tag and end.
 			s.Close(nil)
 			return errClosed
@@ -380,13 +433,20 @@ func (s *Session) fail(cond stanza.StreamCondition, text string) error {
 // unacknowledged stanzas are routed elsewhere, the modules are told, and
 // the connection is closed once the output is out.
 func (s *Session) finish(ctx context.Context) {
+	if s.sm.resumable {
+		// A late <resume/> gets <failed h='…'/> (XEP-0198 §5). Recorded
+		// before the session is done and leaves the resumption table, so
+		// that one of the two always answers. (The reader goroutine owns
+		// the count and sets resumable.)
+		s.srv.ended.add(s.sm.id, s.jid.Bare(), s.sm.in, time.Now())
+	}
 	s.mu.Lock()
 	s.done = true
 	if !s.closing {
 		// The connection broke (or the reader failed): nothing more can
 		// be written.
 		s.closing = true
-		s.out, s.ends = nil, nil
+		s.out, s.ends, s.resent = nil, nil, 0
 	}
 	s.smStopLocked()
 	s.leaveRouter()
@@ -596,7 +656,7 @@ func (s *Session) startTLS(ctx context.Context) error {
 		s.srv.log.Debug("STARTTLS handshake failed", "remote", s.tr.remoteAddr(), "error", err)
 		s.mu.Lock()
 		s.closing = true
-		s.out, s.ends = nil, nil
+		s.out, s.ends, s.resent = nil, nil, 0
 		s.mu.Unlock()
 		return errClosed
 	}

@@ -2,9 +2,12 @@ package c2s
 
 import (
 	"context"
+	"errors"
 	"strconv"
+	"sync"
 	"time"
 
+	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/jid"
 	"github.com/meerkat-xmpp/meerkat/stanza"
 	"github.com/meerkat-xmpp/meerkat/xmlstream"
@@ -110,27 +113,48 @@ func (s *Session) smEnable(el *xmlstream.Element) error {
 		return s.fail(stanza.StreamPolicyViolation, "stream management enabled twice")
 	}
 	enabled := xmlstream.NewElement("enabled", NSSM)
+	resume := el.Attr("resume") == "true" || el.Attr("resume") == "1"
+	var id string
+	if resume {
+		id = randomID() + randomID()
+		s.srv.mu.Lock()
+		s.srv.resumable[id] = s
+		s.srv.mu.Unlock()
+	}
 	s.mu.Lock()
 	s.sm.enabled = true
-	if r := el.Attr("resume"); r == "true" || r == "1" {
+	// §4: both counters start at zero (CounterStart is for tests of the
+	// wrap-around at 2^32).
+	start := s.srv.cfg.SM.CounterStart
+	s.sm.in, s.sm.out, s.sm.acked, s.sm.requested = start, start, start, start
+	if resume {
 		s.sm.resumable = true
-		s.sm.id = randomID() + randomID()
+		s.sm.id = id
 		s.sm.timeout = s.srv.cfg.SM.ResumeTimeout
 		// §5: the client's preferred maximum, within our limit.
 		if m, err := strconv.ParseUint(el.Attr("max"), 10, 32); err == nil && m > 0 {
 			s.sm.timeout = min(time.Duration(m)*time.Second, s.srv.cfg.SM.MaxResumeTimeout)
 		}
 		enabled.SetAttr("id", s.sm.id).SetAttr("resume", "true").
-			SetAttr("max", strconv.Itoa(int(s.sm.timeout/time.Second)))
+			SetAttr("max", strconv.FormatInt(maxSeconds(s.sm.timeout), 10))
+	}
+	// <enabled/> is queued under the same lock as the counting starts:
+	// the first stanza counted comes after it (§4: the count starts
+	// "after sending <enabled/>"), not before it, whatever is routed to
+	// the session meanwhile.
+	if !s.closing && !s.detached {
+		s.appendLocked(enabled)
+		s.startFlushLocked()
 	}
 	s.mu.Unlock()
-	if s.sm.resumable {
-		s.srv.mu.Lock()
-		s.srv.resumable[s.sm.id] = s
-		s.srv.mu.Unlock()
-	}
-	s.sendElement(enabled)
 	return nil
+}
+
+// maxSeconds is a resumption timeout as the 'max' of <enabled/> (§3),
+// in whole seconds, rounded up: a timeout under a second (in tests) is
+// advertised as 1, not as 0, which would read as "no resumption".
+func maxSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
 }
 
 // smQueueLocked counts a stanza sent and keeps it until acknowledged. It
@@ -195,6 +219,9 @@ func (s *Session) smAckLocked(h uint32) bool {
 	s.sm.queue = s.sm.queue[n:]
 	if len(s.sm.queue) == 0 {
 		s.sm.queue = nil
+		// Nothing waits: the next stanza queued starts the interval
+		// afresh (AckInterval is how long a stanza may wait).
+		s.smStopLocked()
 	}
 	s.sm.acked = h
 	return true
@@ -224,10 +251,11 @@ func (s *Session) smResume(ctx context.Context, el *xmlstream.Element) error {
 		return s.fail(stanza.StreamBadFormat, "invalid 'h'")
 	}
 	user, _ := jid.New(s.authedUser, s.domain, "")
-	old := s.srv.lookupResumable(el.Attr("previd"))
+	previd := el.Attr("previd")
+	old := s.srv.lookupResumable(previd)
 	if old == nil || old.jid.Bare() != user {
 		// §5: unknown or expired; the client may bind a new resource.
-		s.smFailed(stanza.ItemNotFound, "")
+		s.smResumeFailed(previd, user)
 		return nil
 	}
 	// <resumed h=…/> acknowledges what the old connection carried.
@@ -241,11 +269,24 @@ func (s *Session) smResume(ctx context.Context, el *xmlstream.Element) error {
 		s.mu.Lock()
 		s.closing = false
 		s.mu.Unlock()
-		s.smFailed(stanza.ItemNotFound, "")
+		s.smResumeFailed(previd, user)
 		return nil
 	}
 	s.handedOver = true
 	return errClosed
+}
+
+// smResumeFailed answers a <resume/> for a session that is gone with
+// <failed><item-not-found/></failed>; when the session ended recently (its
+// resumption timed out, or it was replaced or closed) the 'h' it had
+// reached tells the client which of its stanzas the server handled (§5).
+// A session of another account is reported as unknown.
+func (s *Session) smResumeFailed(previd string, user jid.JID) {
+	h := ""
+	if n, ok := s.srv.ended.lookup(previd, user, time.Now()); ok {
+		h = strconv.FormatUint(uint64(n), 10)
+	}
+	s.smFailed(stanza.ItemNotFound, h)
 }
 
 // resumeWith gives the session a new connection; it reports false if the
@@ -262,13 +303,46 @@ func (s *Session) resumeWith(tr transport, h uint32, streamID string) bool {
 	}
 	s.resume = &resumption{tr: tr, h: h, streamID: streamID}
 	old, detached := s.tr, s.detached
-	s.mu.Unlock()
+	closeNow := false
 	if !detached {
+		// §5: the old stream, still open as far as we know, gets a
+		// <conflict/> stream error and is closed. Nothing more is written
+		// to it (detached: stanzas wait for the new connection). The
+		// connection may be dead with a full buffer: it is closed after
+		// abandonGrace in any case.
+		s.detached = true
+		if !s.headerSent {
+			closeNow = true
+		} else {
+			s.appendLocked(stanza.NewStreamError(stanza.StreamConflict, "the session was resumed on another connection").Element())
+			s.out = s.tr.appendClose(s.out)
+			s.frameLocked()
+			s.abandon = old
+			s.startFlushLocked()
+			time.AfterFunc(abandonGrace, func() {
+				s.mu.Lock()
+				stuck := s.abandon == old
+				s.mu.Unlock()
+				if stuck {
+					old.close() // dead, with a full buffer: enough
+				}
+			})
+		}
+	}
+	s.mu.Unlock()
+	if closeNow {
 		old.close()
 	}
 	s.signalResume()
 	return true
 }
+
+// abandonGrace bounds the goodbye to the old connection of a session
+// resumed elsewhere.
+const abandonGrace = time.Second
+
+// errTakenOver ends the reading of a connection a resumption took over.
+var errTakenOver = errors.New("c2s: a resumption took over the connection")
 
 func (s *Session) signalResume() {
 	select {
@@ -286,7 +360,7 @@ func (s *Session) detach(ctx context.Context) bool {
 		return false
 	}
 	s.detached = true
-	s.out, s.ends = nil, nil
+	s.out, s.ends, s.resent = nil, nil, 0
 	tr, timeout := s.tr, s.sm.timeout
 	s.smStopLocked()
 	s.mu.Unlock()
@@ -344,22 +418,15 @@ func (s *Session) adoptResumption() bool {
 	s.resume = nil
 	old := s.tr
 	s.tr = r.tr
+	s.abandon = nil
+	s.writeFailedAt.Store(0)
 	s.detached = false
-	s.out, s.ends = nil, nil
+	s.out, s.ends, s.resent = nil, nil, 0
 	s.headerSent = true
 	s.streamID = r.streamID
 	ok := s.smAckLocked(r.h)
 	if ok {
-		s.appendLocked(xmlstream.NewElement("resumed", NSSM).SetAttr("previd", s.sm.id).
-			SetAttr("h", strconv.FormatUint(uint64(s.sm.in), 10)))
-		for _, q := range s.sm.queue {
-			s.appendLocked(q.el)
-		}
-		s.sm.requested = s.sm.acked
-		s.smRequestLocked(true)
-		if len(s.sm.queue) > 0 && s.sm.timer == nil {
-			s.sm.timer = time.AfterFunc(s.srv.cfg.SM.AckInterval, s.smTimer)
-		}
+		s.retransmitLocked()
 		s.startFlushLocked()
 	}
 	s.mu.Unlock()
@@ -372,11 +439,56 @@ func (s *Session) adoptResumption() bool {
 	return true
 }
 
+// retransmitLocked queues <resumed/> and the stanzas the client did not
+// acknowledge (§5), then asks for an ack. They do not count against
+// MaxOutboundBytes (resent): a long absence in a busy account queues
+// more than the limit, and the next stanza must not end the session
+// before the flusher has even taken them.
+func (s *Session) retransmitLocked() {
+	s.appendLocked(xmlstream.NewElement("resumed", NSSM).SetAttr("previd", s.sm.id).
+		SetAttr("h", strconv.FormatUint(uint64(s.sm.in), 10)))
+	for _, q := range s.sm.queue {
+		s.appendLocked(q.el)
+	}
+	s.resent = len(s.out)
+	s.sm.requested = s.sm.acked
+	s.smRequestLocked(true)
+	if len(s.sm.queue) > 0 && s.sm.timer == nil {
+		s.sm.timer = time.AfterFunc(s.srv.cfg.SM.AckInterval, s.smTimer)
+	}
+}
+
 // reroute treats stanzas the client never acknowledged as if sent to a
-// resource that went away (XEP-0198 §5): messages go to the account's bare
-// JID — another resource or offline storage — with a <delay/> of when they
-// first came (XEP-0203); IQ requests get an error; presence and errors are
-// dropped. The session has left the router, so nothing comes back to it.
+// resource that went away (XEP-0198 §4: "in the same way that it would
+// treat a stanza sent to an unavailable resource"), following RFC 6121
+// §8.5.3.2 (full JID, no matching resource):
+//
+//   - chat and normal messages go to the account's bare JID — another
+//     resource or offline storage — with a <delay/> of when they first
+//     came (XEP-0198 §4, XEP-0203), unless they carry one already (from
+//     offline storage, say): rerouted, never dropped. The context says
+//     so (module.WithRerouted): offline storage stamps them with that
+//     time too, and the archive, which has them, does not store them
+//     again;
+//   - groupchat messages are bounced to the sender with
+//     <service-unavailable/> (§8.5.3.2.1, option b): another resource is
+//     not an occupant of the room, and a room takes the error as the sign
+//     of a gone occupant (XEP-0045 §18.1);
+//   - headline messages are silently ignored (§8.5.3.2.1, option a):
+//     notifications that are stale once missed, which no server stores
+//     (XEP-0160 §3) and nobody answers;
+//   - messages from the account's own bare JID are copies the server
+//     made for this resource — carbons (XEP-0280 §7, §8: the original went
+//     to, or came from, another resource, which has it) and answers to
+//     this session's queries (archive results, XEP-0313): rerouting them
+//     would give the other resources a second copy, and offline storage a
+//     copy of what is already delivered or archived, so they are dropped;
+//   - IQ requests are answered with <service-unavailable/> (§8.5.3.2.3):
+//     the resource they were addressed to is gone;
+//   - presence and errors are dropped (§8.5.3.2.2; errors are never
+//     answered).
+//
+// The session has left the router, so nothing comes back to it.
 func (s *Session) reroute(ctx context.Context, queue []unacked) {
 	bare := s.jid.Bare()
 	for _, q := range queue {
@@ -386,22 +498,30 @@ func (s *Session) reroute(ctx context.Context, queue []unacked) {
 		}
 		switch st.Kind {
 		case stanza.KindMessage:
-			if st.Type == stanza.MessageGroupchat || st.Type == stanza.MessageHeadline {
-				continue
+			switch {
+			case st.From == bare:
+				// A carbon or another copy made for this resource.
+			case st.Type == stanza.MessageHeadline:
+				// Silently ignored (RFC 6121 §8.5.3.2.1).
+			case st.Type == stanza.MessageGroupchat:
+				st.To = s.jid
+				s.srv.router.Bounce(ctx, &st, stanza.NewError(stanza.ServiceUnavailable, ""))
+			default:
+				m := q.el.ShallowCopy()
+				m.SetAttr("to", bare.String())
+				if m.Child("delay", stanza.NSDelay) == nil {
+					m.AddChild(xmlstream.NewElement("delay", stanza.NSDelay).SetAttr("from", s.domain).
+						SetAttr("stamp", q.at.UTC().Format("2006-01-02T15:04:05.000Z")))
+				}
+				st.El, st.To = m, bare
+				s.srv.router.Route(module.WithRerouted(ctx, q.at), &st)
 			}
-			m := q.el.ShallowCopy()
-			m.SetAttr("to", bare.String())
-			if m.Child("delay", stanza.NSDelay) == nil {
-				m.AddChild(xmlstream.NewElement("delay", stanza.NSDelay).SetAttr("from", s.domain).
-					SetAttr("stamp", q.at.UTC().Format("2006-01-02T15:04:05.000Z")))
-			}
-			st.El, st.To = m, bare
-			s.srv.router.Route(ctx, &st)
 		case stanza.KindIQ:
 			if st.Type == stanza.IQGet || st.Type == stanza.IQSet {
-				// The request was addressed to this resource, which is gone.
+				// The request was addressed to this resource, which is
+				// gone (RFC 6121 §8.5.3.2.3).
 				st.To = s.jid
-				s.srv.router.Bounce(ctx, &st, stanza.NewError(stanza.RecipientUnavailable, ""))
+				s.srv.router.Bounce(ctx, &st, stanza.NewError(stanza.ServiceUnavailable, ""))
 			}
 		}
 	}
@@ -420,5 +540,87 @@ func (s *Server) forgetResumable(sess *Session) {
 	defer s.mu.Unlock()
 	if sess.sm.id != "" && s.resumable[sess.sm.id] == sess {
 		delete(s.resumable, sess.sm.id)
+	}
+}
+
+// endedSessions remembers, for a bounded time and number, the inbound
+// count ('h') of resumable sessions that ended, by resumption id: a client
+// trying to resume one learns in <failed h='…'/> which of its stanzas the
+// server handled (XEP-0198 §5, "the server has to store the SM-ID/sequence
+// number tuple past the time out of the actual session"). Entries expire
+// in the order they were added (one TTL for all), so the oldest go first,
+// by age or when the table is full.
+type endedSessions struct {
+	mu    sync.Mutex
+	ttl   time.Duration
+	max   int
+	byID  map[string]endedSession
+	order []endedKey // oldest first
+}
+
+type endedSession struct {
+	user jid.JID // bare: only the same account learns the count
+	h    uint32
+	at   time.Time
+}
+
+type endedKey struct {
+	id string
+	at time.Time
+}
+
+func newEndedSessions(ttl time.Duration, max int) *endedSessions {
+	return &endedSessions{ttl: ttl, max: max, byID: map[string]endedSession{}}
+}
+
+// add records that the session id of user ended at now with count h.
+func (e *endedSessions) add(id string, user jid.JID, h uint32, now time.Time) {
+	if e.max <= 0 || id == "" {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pruneLocked(now)
+	for len(e.byID) >= e.max && len(e.order) > 0 {
+		e.dropOldestLocked()
+	}
+	e.byID[id] = endedSession{user: user, h: h, at: now}
+	e.order = append(e.order, endedKey{id: id, at: now})
+}
+
+// lookup returns the count of a session of user that ended less than the
+// TTL ago.
+func (e *endedSessions) lookup(id string, user jid.JID, now time.Time) (uint32, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pruneLocked(now)
+	x, ok := e.byID[id]
+	if !ok || x.user != user {
+		return 0, false
+	}
+	return x.h, true
+}
+
+func (e *endedSessions) len() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.byID)
+}
+
+func (e *endedSessions) pruneLocked(now time.Time) {
+	for len(e.order) > 0 && now.Sub(e.order[0].at) >= e.ttl {
+		e.dropOldestLocked()
+	}
+}
+
+func (e *endedSessions) dropOldestLocked() {
+	k := e.order[0]
+	e.order[0] = endedKey{}
+	e.order = e.order[1:]
+	if len(e.order) == 0 {
+		e.order = nil // let the backing array go
+	}
+	if x, ok := e.byID[k.id]; ok && x.at.Equal(k.at) {
+		delete(e.byID, k.id)
 	}
 }

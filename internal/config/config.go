@@ -59,11 +59,17 @@ type C2S struct {
 	MaxOutboundBytes   int      `toml:"max_outbound_bytes" comment:"Data queued for a client that does not read before it is disconnected."`
 	RateBytesPerSecond int      `toml:"rate_bytes_per_second" comment:"Most bytes per second a client may send (0: no limit); faster clients are read more slowly."`
 
-	SMMaxUnacked       int      `toml:"sm_max_unacked" comment:"Stream management (XEP-0198): stanzas kept until the client acknowledges them; beyond, it is disconnected."`
+	SMMaxUnacked       int      `toml:"sm_max_unacked" comment:"Stream management (XEP-0198): stanzas kept until the client acknowledges them; one more closes the stream with the error <resource-constraint/> (\"too many unacknowledged stanzas\") and the queue is rerouted (another resource, offline storage)."`
 	SMAckEvery         int      `toml:"sm_ack_every" comment:"Ask the client for an acknowledgement after this many stanzas…"`
 	SMAckInterval      Duration `toml:"sm_ack_interval" comment:"…or when stanzas have waited this long."`
 	SMResumeTimeout    Duration `toml:"sm_resume_timeout" comment:"How long a session whose connection broke can be resumed."`
 	SMMaxResumeTimeout Duration `toml:"sm_max_resume_timeout" comment:"The longest resumption time a client may ask for."`
+	SMRememberEnded    Duration `toml:"sm_remember_ended" comment:"How long the count of a session that ended is kept, for the <failed h='…'/> answer to a late resumption (XEP-0198 §5)."`
+	SMMaxRemembered    int      `toml:"sm_max_remembered" comment:"The most ended sessions whose count is kept (the oldest go first); 0 keeps none."`
+
+	// SMCounterStart starts the XEP-0198 counters there instead of 0, for
+	// tests of their wrap-around at 2^32; it cannot be set from a file.
+	SMCounterStart uint32 `toml:"-"`
 }
 
 // TLS configures certificates.
@@ -131,6 +137,8 @@ func Default() Config {
 			SMAckInterval:      Duration{30 * time.Second},
 			SMResumeTimeout:    Duration{5 * time.Minute},
 			SMMaxResumeTimeout: Duration{time.Hour},
+			SMRememberEnded:    Duration{time.Hour},
+			SMMaxRemembered:    100000,
 		},
 		HTTP: HTTP{Addr: ":5280", TLSAddr: ":5281", Origins: []string{"*"},
 			BOSHMaxWait: Duration{60 * time.Second}, BOSHInactivity: Duration{60 * time.Second}},
@@ -323,6 +331,12 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			bad("%s: must be positive", d.key)
 		}
+	}
+	if c.C2S.SMRememberEnded.Duration <= 0 {
+		bad("c2s.sm_remember_ended: must be positive")
+	}
+	if c.C2S.SMMaxRemembered < 0 {
+		bad("c2s.sm_max_remembered: must not be negative")
 	}
 	if c.C2S.SMMaxResumeTimeout.Duration < c.C2S.SMResumeTimeout.Duration {
 		bad("c2s.sm_max_resume_timeout: must not be less than sm_resume_timeout")

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -132,6 +133,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			AckInterval:      cfg.C2S.SMAckInterval.Duration,
 			ResumeTimeout:    cfg.C2S.SMResumeTimeout.Duration,
 			MaxResumeTimeout: cfg.C2S.SMMaxResumeTimeout.Duration,
+			RememberEnded:    cfg.C2S.SMRememberEnded.Duration,
+			MaxRemembered:    cmp.Or(cfg.C2S.SMMaxRemembered, -1), // 0 in the file: none
+			CounterStart:     cfg.C2S.SMCounterStart,
 		},
 	}, s.router, s.hooks, s.store, auth, log.With("component", "c2s"))
 	if err != nil {

@@ -215,6 +215,11 @@ func (m *MAM) archiveIncoming(ctx context.Context, ev *module.StanzaEvent) modul
 	if st.Kind != stanza.KindMessage {
 		return module.Continue
 	}
+	if _, ok := module.Rerouted(ctx); ok {
+		// Archived when it was first routed, and it carries that stanza
+		// ID: the same message, not a new one (XEP-0198 §4 rerouting).
+		return module.Continue
+	}
 	owner := ev.User
 	clean := withStanzaID(st.El, owner.String(), "")
 	if st.From.IsZero() || !Archivable(st) || !m.shouldArchive(ctx, owner, st.From) {

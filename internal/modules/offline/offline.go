@@ -162,9 +162,15 @@ func (o *Offline) storeMessage(ctx context.Context, ev *module.StanzaEvent) modu
 	case Refuse:
 		return module.Continue // the router answers service-unavailable
 	}
+	stored := time.Now()
+	if first, ok := module.Rerouted(ctx); ok {
+		// Unacknowledged by a session that ended (XEP-0198 §4): the
+		// <delay/> says when it first came, not when it was rerouted.
+		stored = first
+	}
 	msg := &storage.OfflineMessage{
 		From:   st.From,
-		Stored: time.Now(),
+		Stored: stored,
 		Stanza: withoutForgedDelays(st.El, ev.User.Domain()).String(),
 	}
 	err := o.store.PushOffline(ctx, ev.User, msg, storage.OfflineLimits{MaxMessages: o.cfg.MaxMessages, MaxBytes: o.cfg.MaxBytes})
