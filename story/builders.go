@@ -286,9 +286,8 @@ func xmppTime(t time.Time) string {
 	return t.Format("2006-01-02T15:04:05.000000Z")
 }
 
-// MUC Light (MongooseIM's XEP-xxxx "urn:xmpp:muclight:0") builders go here.
-// TODO(story): MUC Light create/configure/affiliations/blocking queries and
-// their predicates, once Meerkat has the module.
+// MUC Light (MongooseIM's "urn:xmpp:muclight:0") builders and predicates
+// are in muclight.go.
 
 // StampSendTime adds (or replaces) the send timestamp of el: a
 // <ts xmlns='urn:meerkat:story:ts' us='…'/> child holding the current time

@@ -9,6 +9,7 @@ import (
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/disco"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/entitytime"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/last"
+	_ "github.com/meerkat-xmpp/meerkat/internal/modules/muclight"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/offline"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/ping"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/presence"

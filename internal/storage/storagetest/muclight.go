@@ -38,7 +38,9 @@ func testMUCLight(t *testing.T, b storage.Backend) {
 		return storage.MUCLightOccupant{User: u, Affiliation: storage.MUCLightMember}
 	}
 	cfg := []storage.MUCLightField{{Name: "roomname", Value: "The Coven"}, {Name: "subject", Value: ""}}
-	show := func(r storage.MUCLightRoom) string { return fmt.Sprintf("%s %s %v %v", r.Room, r.Version, r.Config, r.Members) }
+	show := func(r storage.MUCLightRoom) string {
+		return fmt.Sprintf("%s %s %v %v", r.Room, r.Version, r.Config, r.Members)
+	}
 	check := func(what string, room jid.JID, want storage.MUCLightRoom) {
 		t.Helper()
 		got, err := s.MUCLightRoom(ctx, room)
