@@ -17,7 +17,9 @@ const (
 	NSConf = story.NSMUCLightConfiguration
 )
 
-func notice(el *xmlstream.Element, ns string) *story.MUCLightNotice { return story.MUCLightNoticeOf(el, ns) }
+func notice(el *xmlstream.Element, ns string) *story.MUCLightNotice {
+	return story.MUCLightNoticeOf(el, ns)
+}
 
 // expectBeforeResult sends iq from c and returns what arrives up to its
 // result, which must come last (muclight.md: notifications are sent
