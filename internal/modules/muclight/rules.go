@@ -132,7 +132,16 @@ func (r Rules) Apply(members []storage.MUCLightOccupant, requester jid.JID, reqs
 		if !r.PromoteOnLastOwnerLeave {
 			return Outcome{}, stanza.NewError(stanza.NotAllowed, "the last owner may not leave without naming a successor")
 		}
-		heir := sortedUsers(next)[0]
+		// The heir: the first member (by JID) that the request did not
+		// name, so that an owner stepping down does not get it back.
+		users := sortedUsers(next)
+		heir := users[0]
+		for _, u := range users {
+			if !seen[u] {
+				heir = u
+				break
+			}
+		}
 		next[heir] = Owner
 		out.Changes = append(out.Changes, Change{User: heir, Aff: Owner})
 	}
