@@ -316,5 +316,3 @@ func (m *MUCLight) blocked(ctx context.Context, user, room, requester jid.JID) b
 		return b.Kind == "room" && b.JID == room || b.Kind == "user" && b.JID == requester.Bare()
 	})
 }
-
-func (m *MUCLight) isService(domain string) bool { return m.services[domain] }

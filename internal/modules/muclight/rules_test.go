@@ -146,3 +146,18 @@ func bigBase36(n uint64) string {
 	}
 	return string(b)
 }
+
+func TestConfigValidate(t *testing.T) {
+	if errs := DefaultConfig().Validate(); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	bad := DefaultConfig()
+	bad.Host = "a@b"
+	bad.MaxOccupants = -1
+	bad.RoomsPerPage = 0
+	bad.CacheSize = 0
+	bad.ConfigFields = []string{"roomname", "version", "a b"}
+	if errs := bad.Validate(); len(errs) != 6 {
+		t.Fatalf("%d errors: %v", len(errs), errs)
+	}
+}
