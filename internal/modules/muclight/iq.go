@@ -70,7 +70,10 @@ func (m *MUCLight) serviceIQ(ctx context.Context, req *request) (*xmlstream.Elem
 		return m.serviceInfo(p)
 	case req.Type == stanza.IQGet && p.NS == stanza.NSDiscoItems:
 		return m.serviceItems(ctx, req, p)
-	case req.Type == stanza.IQSet && p.NS == NSCreate:
+	case p.NS == NSCreate:
+		if req.Type != stanza.IQSet {
+			return nil, errBadRequest("create is a set")
+		}
 		return m.create(ctx, req, jid.JID{})
 	case p.NS == NSBlocking && m.cfg.Blocking:
 		if req.Type == stanza.IQGet {
