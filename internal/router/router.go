@@ -400,6 +400,13 @@ func (r *Router) toBare(ctx context.Context, st *stanza.Stanza, from module.Sess
 		r.handleIQ(ctx, st, from, module.TargetBare)
 		return
 	}
+	if st.Type == stanza.MessageGroupchat && r.fromServiceRoom(st) && len(r.Sessions(user)) == 0 {
+		// A room's copy for a member without a session: nobody to give
+		// it to, and no offline storage for groupchat (deliverBare), so
+		// it is dropped without the account lookup a storage query
+		// would cost per member and message.
+		return
+	}
 	if !r.accountExists(ctx, user) {
 		r.noSuchUser(ctx, st)
 		return
@@ -439,7 +446,7 @@ func (r *Router) deliverBare(ctx context.Context, st *stanza.Stanza, user jid.JI
 		// resource with a non-negative priority gets it, as a headline.
 		// Without one the copy is dropped: room history is in the room's
 		// archive.
-		if st.From.Local() == "" || r.service(st.From.Domain()) == nil {
+		if !r.fromServiceRoom(st) {
 			r.Bounce(ctx, st, stanza.NewError(stanza.ServiceUnavailable, ""))
 			return
 		}
@@ -484,6 +491,12 @@ func (r *Router) deliverBare(ctx context.Context, st *stanza.Stanza, user jid.JI
 	if collect {
 		r.delivered(ctx, st, user, to)
 	}
+}
+
+// fromServiceRoom reports whether st comes from a room (a JID with a
+// localpart) of a registered service domain, such as a MUC Light room.
+func (r *Router) fromServiceRoom(st *stanza.Stanza) bool {
+	return st.From.Local() != "" && !r.domains[st.From.Domain()] && r.service(st.From.Domain()) != nil
 }
 
 // delivered runs the MessageDelivered hooks.

@@ -303,3 +303,40 @@ func BenchmarkMUCLightReconnectPresence1000(b *testing.B) {
 		b.Fatalf("%d presence stanzas, %d bytes, to members", n, bytes)
 	}
 }
+
+// BenchmarkMUCLightOfflineMembers1000: one connected member sends to a
+// 1,000-member room whose 999 other members are offline; the time until
+// the room has routed every copy (a ping sent after the message is
+// answered once the sender's goroutine is done with it). For members
+// without a session the router checks that the account exists (a
+// storage query) and drops the copy.
+//
+//	go test -run '^$' -bench MUCLightOfflineMembers1000 -benchtime 200x ./internal/modules/muclight/
+func BenchmarkMUCLightOfflineMembers1000(b *testing.B) {
+	const n = 1000
+	srv := servertest.Start(b, servertest.Modules(fmt.Sprintf("[modules.muclight]\nmax_occupants = %d\n[modules.ping]\nenabled = false", n)))
+	r := &rig{srv: srv, accounts: make([]story.Account, n)}
+	r.parallel(b, n, func(i int) error {
+		r.accounts[i] = story.NewAccount(b, srv, "o"+strconv.Itoa(i))
+		return nil
+	})
+	sender := story.MustConnect(b, srv, r.accounts[0], story.Options{Timeout: time.Minute})
+	room := jid.MustParse("offline-" + story.NewID() + "@muclight." + srv.Domain())
+	occ := make([]story.MUCLightUser, 0, n-1)
+	for _, a := range r.accounts[1:] {
+		occ = append(occ, story.Member(a.JID))
+	}
+	if res := sender.IQ(story.MUCLightCreate(room, nil, occ...)); res.Attr("type") != "result" {
+		b.Fatalf("create: %s", res)
+	}
+	sender.Expect(story.IsMUCLightNotice(room, NSAff))
+	b.ResetTimer()
+	for i := range b.N {
+		body := "o" + strconv.Itoa(i)
+		sender.Send(story.Groupchat(room, body))
+		sender.IQ(story.Ping(nil))
+		sender.Expect(story.IsGroupchat(body))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n-1)*float64(b.N)/b.Elapsed().Seconds(), "offline-copies/s")
+}
