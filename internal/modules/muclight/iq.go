@@ -119,9 +119,9 @@ func (m *MUCLight) serviceItems(ctx context.Context, req *request, p *xmlstream.
 	if err != nil {
 		return nil, fmt.Errorf("muclight: rooms of %s: %w", req.sender, err)
 	}
-	max := m.cfg.RoomsPerPage
+	size := m.cfg.RoomsPerPage
 	if page.Max >= 0 {
-		max = min(page.Max, 10*m.cfg.RoomsPerPage)
+		size = min(page.Max, 10*m.cfg.RoomsPerPage)
 	}
 	start, end := 0, len(refs)
 	pos := func(after string) int {
@@ -134,7 +134,7 @@ func (m *MUCLight) serviceItems(ctx context.Context, req *request, p *xmlstream.
 			return nil, stanza.NewError(stanza.ItemNotFound, "no such room in the list")
 		}
 		start = i + 1
-		end = min(start+max, len(refs))
+		end = min(start+size, len(refs))
 	case page.HasBefore:
 		if page.Before != "" {
 			i := pos(page.Before)
@@ -143,12 +143,12 @@ func (m *MUCLight) serviceItems(ctx context.Context, req *request, p *xmlstream.
 			}
 			end = i
 		}
-		start = max0(end - max)
+		start = max(end-size, 0)
 	case page.Index >= 0:
 		start = min(page.Index, len(refs))
-		end = min(start+max, len(refs))
+		end = min(start+size, len(refs))
 	default:
-		end = min(max, len(refs))
+		end = min(size, len(refs))
 	}
 	q := xmlstream.NewElement("query", stanza.NSDiscoItems)
 	for _, r := range refs[start:end] {
@@ -167,8 +167,6 @@ func (m *MUCLight) serviceItems(ctx context.Context, req *request, p *xmlstream.
 	}
 	return q.AddChild(res.Element()), nil
 }
-
-func max0(n int) int { return max(n, 0) }
 
 // roomIQ answers IQs to a room's JID.
 func (m *MUCLight) roomIQ(ctx context.Context, req *request) (*xmlstream.Element, error) {

@@ -110,6 +110,11 @@ func TestStoryMUCLightDisco(t *testing.T) {
 		if !slices.Equal(second, all[2:]) {
 			t.Fatalf("second page: %v, want %v", second, all[2:])
 		}
+		// The last page: an empty <before/> (XEP-0059 §2.5).
+		last, set := page(rsmSet("2", "").AddChild(xmlstream.NewElement("before", stanza.NSRSM)))
+		if !slices.Equal(last, all[1:]) || set.Child("first", stanza.NSRSM).Attr("index") != "1" {
+			t.Fatalf("last page: %v %s, want %v", last, set, all[1:])
+		}
 	})
 }
 
