@@ -312,6 +312,18 @@ func parseUsers(el *xmlstream.Element, allowNone bool) ([]Change, error) {
 	return out, nil
 }
 
+// checkUsers refuses rooms of the service as members: a room's copies
+// and notifications would come back to the service, under the lock of
+// the room that sends them.
+func (m *MUCLight) checkUsers(cs []Change) error {
+	for _, c := range cs {
+		if m.services[c.User.Domain()] {
+			return errBadRequest(c.User.String() + " is a room, not a user")
+		}
+	}
+	return nil
+}
+
 func userElement(ns string, u jid.JID, aff storage.MUCLightAffiliation) *xmlstream.Element {
 	return xmlstream.NewElement("user", ns).SetAttr("affiliation", string(aff)).AddText(u.String())
 }
@@ -347,6 +359,9 @@ func (m *MUCLight) create(ctx context.Context, req *request, roomJID jid.JID) (*
 	if o := p.Child("occupants", NSCreate); o != nil {
 		var err error
 		if occupants, err = parseUsers(o, false); err != nil {
+			return nil, err
+		}
+		if err := m.checkUsers(occupants); err != nil {
 			return nil, err
 		}
 	}
@@ -632,6 +647,9 @@ func (m *MUCLight) configSet(ctx context.Context, req *request, p *xmlstream.Ele
 func (m *MUCLight) affiliationsSet(ctx context.Context, req *request, p *xmlstream.Element) (*xmlstream.Element, error) {
 	reqs, err := parseUsers(p, true)
 	if err != nil {
+		return nil, err
+	}
+	if err := m.checkUsers(reqs); err != nil {
 		return nil, err
 	}
 	if len(reqs) == 0 {

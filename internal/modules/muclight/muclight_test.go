@@ -537,6 +537,8 @@ func TestStoryMUCLightErrors(t *testing.T) {
 			{alice, story.IQSet(svc, xmlstream.NewElement("query", story.NSMUCLightCreate).AddChild(xmlstream.NewElement("configuration", story.NSMUCLightCreate).AddChild(xmlstream.NewElement("colour", story.NSMUCLightCreate)))), "bad-request"},
 			{alice, story.MUCLightCreate(svc, nil, story.MUCLightUser{JID: story.RawAddr("not a jid@@"), Affiliation: "member"}), "bad-request"},
 			{alice, story.MUCLightCreate(svc, nil, story.MUCLightUser{JID: eve, Affiliation: "none"}), "bad-request"},
+			{alice, story.MUCLightCreate(svc, nil, story.Member(room)), "bad-request"},
+			{alice, story.MUCLightAffiliationsSet(room, story.Member(nowhere)), "bad-request"},
 			{alice, story.IQGet(room, xmlstream.NewElement("query", story.NSMUCLightDestroy)), "bad-request"},
 			{alice, story.IQGet(room, xmlstream.NewElement("query", "urn:example:unknown")), "service-unavailable"},
 			{alice, story.IQGet(svc, xmlstream.NewElement("query", "urn:example:unknown")), "service-unavailable"},
