@@ -1,6 +1,7 @@
 package muclight_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -558,4 +559,23 @@ func blockList(res *xmlstream.Element) []string {
 		}
 	}
 	return out
+}
+
+// TestStoryMUCLightAccountRemoved: a removed account leaves its rooms
+// first, with the usual notifications; an owner is replaced.
+func TestStoryMUCLightAccountRemoved(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) {
+		room := roomOf(t, srv, "coven")
+		create(t, room, alice, bob)
+		if err := srv.RemoveUser(context.Background(), alice.Account().Localpart); err != nil {
+			t.Fatal(err)
+		}
+		bob.Expect(story.IsMUCLightNotice(room, NSAff, story.Kick(alice), story.Owner(bob)))
+		got := notice(bob.IQ(story.MUCLightAffiliationsGet(room, "")), NSAff)
+		if !slices.Equal(got.Users, story.MUCLightUsersString(story.Owner(bob))) {
+			t.Fatalf("members: %v", got.Users)
+		}
+	})
 }
