@@ -3,6 +3,7 @@ package muclight_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -167,6 +168,10 @@ func TestStoryMUCLightArchiveHooks(t *testing.T) {
 			t.Skip("an archive module answers room queries; its own stories cover them")
 		}
 		story.AssertStanza(t, alice.IQ(story.MAM(story.MAMQuery{To: room})), story.IsStanzaError("", "service-unavailable"))
+		if info := alice.IQ(story.DiscoInfo(room, "")); strings.Contains(info.String(), story.NSMAM) || !strings.Contains(info.String(), "name='Room'") {
+			t.Errorf("room info without an archive: %s", info)
+		}
+		story.AssertStanza(t, eve.IQ(story.DiscoInfo(room, "")), story.IsStanzaError("", "item-not-found"))
 
 		owner := "fake-archive-" + story.NewID()
 		t.Cleanup(func() { h.RemoveOwner(owner) })
@@ -190,6 +195,9 @@ func TestStoryMUCLightArchiveHooks(t *testing.T) {
 			return module.Continue
 		})
 		story.AssertStanza(t, alice.IQ(story.MAM(story.MAMQuery{To: room})), story.IsMAMFin(""))
+		if info := alice.IQ(story.DiscoInfo(room, "")); !strings.Contains(info.String(), "var='"+story.NSMAM+"'") {
+			t.Errorf("room info with an archive: %s", info)
+		}
 		story.AssertStanza(t, eve.IQ(story.MAM(story.MAMQuery{To: room})), story.IsStanzaError("", "forbidden"))
 
 		alice.Send(story.Groupchat(room, "archived"))
