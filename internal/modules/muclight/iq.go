@@ -269,12 +269,9 @@ func hasElements(el *xmlstream.Element) bool {
 // after a field of the schema, at most once, no longer than
 // max_field_size. The names version and prev-version are reserved
 // (muclight.md "Configuration").
-func (m *MUCLight) parseFields(el *xmlstream.Element, skip ...string) ([]storage.MUCLightField, error) {
+func (m *MUCLight) parseFields(el *xmlstream.Element) ([]storage.MUCLightField, error) {
 	var out []storage.MUCLightField
 	for c := range el.Elements() {
-		if slices.Contains(skip, c.Name) && c.NS == el.NS {
-			continue
-		}
 		if c.NS != el.NS || c.Name == "version" || c.Name == "prev-version" || !slices.Contains(m.cfg.ConfigFields, c.Name) || hasElements(c) {
 			return nil, errBadRequest("unknown configuration field <" + c.Name + "/>")
 		}
