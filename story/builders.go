@@ -306,9 +306,8 @@ func MAM(q MAMQuery) *xmlstream.Element {
 // the time has a fraction of a second.
 func xmppTime(t time.Time) string { return stanza.FormatTime(t) }
 
-// MUC Light (MongooseIM's XEP-xxxx "urn:xmpp:muclight:0") builders go here.
-// TODO(story): MUC Light create/configure/affiliations/blocking queries and
-// their predicates, once Meerkat has the module.
+// MUC Light (MongooseIM's "urn:xmpp:muclight:0") builders and predicates
+// are in muclight.go.
 
 // StampSendTime adds (or replaces) the send timestamp of el: a
 // <ts xmlns='urn:meerkat:story:ts' us='…'/> child holding the current time

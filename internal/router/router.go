@@ -400,6 +400,13 @@ func (r *Router) toBare(ctx context.Context, st *stanza.Stanza, from module.Sess
 		r.handleIQ(ctx, st, from, module.TargetBare)
 		return
 	}
+	if st.Type == stanza.MessageGroupchat && r.fromServiceRoom(st) && len(r.Sessions(user)) == 0 {
+		// A room's copy for a member without a session: nobody to give
+		// it to, and no offline storage for groupchat (deliverBare), so
+		// it is dropped without the account lookup a storage query
+		// would cost per member and message.
+		return
+	}
 	if !r.accountExists(ctx, user) {
 		r.noSuchUser(ctx, st)
 		return
@@ -428,12 +435,22 @@ func (r *Router) deliverBare(ctx context.Context, st *stanza.Stanza, user jid.JI
 		}
 		return
 	}
+	fromRoom := false
 	switch st.Type {
 	case stanza.MessageError:
 		return // §8.5.2.1.1: silently ignored
 	case stanza.MessageGroupchat:
-		r.Bounce(ctx, st, stanza.NewError(stanza.ServiceUnavailable, ""))
-		return
+		// §8.5.2.1.1 refuses groupchat to a bare JID, except from a room
+		// of a registered service: MUC Light sends each member's copy to
+		// its bare JID (muclight.md "Why it scales"), and every available
+		// resource with a non-negative priority gets it, as a headline.
+		// Without one the copy is dropped: room history is in the room's
+		// archive.
+		if !r.fromServiceRoom(st) {
+			r.Bounce(ctx, st, stanza.NewError(stanza.ServiceUnavailable, ""))
+			return
+		}
+		fromRoom = true
 	}
 	// Resources with a negative priority never get messages to the bare
 	// JID (§8.5.2.1.1). Normal and chat go to the "most available"
@@ -445,7 +462,9 @@ func (r *Router) deliverBare(ctx context.Context, st *stanza.Stanza, user jid.JI
 		}
 	}
 	if best < 0 {
-		r.offline(ctx, st, user)
+		if !fromRoom {
+			r.offline(ctx, st, user)
+		}
 		return
 	}
 	var to []module.Session
@@ -455,7 +474,7 @@ func (r *Router) deliverBare(ctx context.Context, st *stanza.Stanza, user jid.JI
 		if !s.Available() || s.Priority() < 0 {
 			continue
 		}
-		if (st.Type == stanza.MessageHeadline || s.Priority() == best) && s.Deliver(st.El) {
+		if (st.Type == stanza.MessageHeadline || fromRoom || s.Priority() == best) && s.Deliver(st.El) {
 			taken = true
 			if collect {
 				to = append(to, s)
@@ -464,12 +483,20 @@ func (r *Router) deliverBare(ctx context.Context, st *stanza.Stanza, user jid.JI
 	}
 	if !taken {
 		// The sessions picked were ending: as if none were there.
-		r.offline(ctx, st, user)
+		if !fromRoom {
+			r.offline(ctx, st, user)
+		}
 		return
 	}
 	if collect {
 		r.delivered(ctx, st, user, to)
 	}
+}
+
+// fromServiceRoom reports whether st comes from a room (a JID with a
+// localpart) of a registered service domain, such as a MUC Light room.
+func (r *Router) fromServiceRoom(st *stanza.Stanza) bool {
+	return st.From.Local() != "" && !r.domains[st.From.Domain()] && r.service(st.From.Domain()) != nil
 }
 
 // delivered runs the MessageDelivered hooks.

@@ -380,3 +380,68 @@ func TestServices(t *testing.T) {
 		t.Fatalf("service got %v", got)
 	}
 }
+
+type countingAccounts struct {
+	fakeAccounts
+	mu    sync.Mutex
+	calls int
+}
+
+func (a *countingAccounts) AccountExists(ctx context.Context, j jid.JID) (bool, error) {
+	a.mu.Lock()
+	a.calls++
+	a.mu.Unlock()
+	return a.fakeAccounts.AccountExists(ctx, j)
+}
+
+// TestGroupchatFromServiceRoom: a groupchat message from a room of a
+// registered service (MUC Light) to a member's bare JID goes to every
+// available resource with a non-negative priority; a member without a
+// session costs no account lookup and gets nothing; groupchat from
+// anyone else to a bare JID is still refused (RFC 6121 §8.5.2.1.1).
+func TestGroupchatFromServiceRoom(t *testing.T) {
+	accounts := &countingAccounts{fakeAccounts: fakeAccounts{jid.MustParse("user@example.com"): true, jid.MustParse("off@example.com"): true, jid.MustParse("sender@example.com"): true}}
+	h := &module.Hooks{}
+	r := New(Options{Domains: []string{"example.com"}, MaxSessionsPerUser: 5}, h, accounts, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var toRoom []*stanza.Stanza
+	if err := r.RegisterService("rooms.example.com", func(_ context.Context, st *stanza.Stanza, _ module.Session) {
+		toRoom = append(toRoom, st)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sessions := map[string]*fakeSession{}
+	for _, s := range []*fakeSession{
+		{jid: jid.MustParse("user@example.com/a"), available: true, priority: 0},
+		{jid: jid.MustParse("user@example.com/b"), available: true, priority: 5},
+		{jid: jid.MustParse("user@example.com/n"), available: true, priority: -1},
+		{jid: jid.MustParse("user@example.com/u")},
+	} {
+		r.Register(s)
+		sessions[s.jid.Resource()] = s
+	}
+	route := func(from, to string) {
+		r.Route(context.Background(), parseStanza(t, `<message xmlns='jabber:client' from='`+from+`' to='`+to+`' type='groupchat'><body>hi</body></message>`))
+	}
+	route("room@rooms.example.com/sender@example.com", "user@example.com")
+	for name, want := range map[string]int{"a": 1, "b": 1, "n": 0, "u": 0} {
+		if got := len(sessions[name].take()); got != want {
+			t.Errorf("resource %s got %d copies, want %d", name, got, want)
+		}
+	}
+	before := accounts.calls
+	route("room@rooms.example.com/sender@example.com", "off@example.com")
+	if accounts.calls != before || len(toRoom) != 0 {
+		t.Errorf("offline member: %d account lookups, %d stanzas back to the room", accounts.calls-before, len(toRoom))
+	}
+	sender := &fakeSession{jid: jid.MustParse("sender@example.com/s"), available: true}
+	r.Register(sender)
+	route("sender@example.com/s", "user@example.com")
+	if b := sender.take(); len(b) != 1 || b[0].Attr("type") != "error" {
+		t.Errorf("groupchat from a user to a bare JID: %v", b)
+	}
+	for _, s := range sessions {
+		if len(s.take()) != 0 {
+			t.Errorf("%s got groupchat from a user", s.jid)
+		}
+	}
+}

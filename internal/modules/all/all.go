@@ -11,6 +11,7 @@ import (
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/inbox"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/last"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/mam"
+	_ "github.com/meerkat-xmpp/meerkat/internal/modules/muclight"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/offline"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/ping"
 	_ "github.com/meerkat-xmpp/meerkat/internal/modules/presence"

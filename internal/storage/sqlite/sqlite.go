@@ -100,6 +100,7 @@ func (s *Store) Close() error {
 //	3 offline messages (offline.go)
 //	4 blocking (blocking.go)
 //	5 vCard, private XML storage, last activity (profile.go)
+//	30 MUC Light rooms, members, blocking lists (muclight.go)
 type migration struct {
 	version int
 	sql     string
