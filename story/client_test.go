@@ -210,7 +210,7 @@ func TestClientClose(t *testing.T) {
 func TestClientCloseWithoutServerClose(t *testing.T) {
 	fs := newFakeServer(t)
 	fs.ignoreClose = true
-	c := MustConnect(t, fs, fs.addUser("alice"), Options{Timeout: 200 * time.Millisecond})
+	c := connectShort(t, fs, fs.addUser("alice"), Options{Timeout: 200 * time.Millisecond})
 	err := c.Close()
 	if err == nil || !strings.Contains(err.Error(), "did not close its stream") {
 		t.Fatalf("Close: %v, want a complaint about the server", err)

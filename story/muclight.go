@@ -37,7 +37,9 @@ func Owner(u Addr) MUCLightUser  { return MUCLightUser{JID: u, Affiliation: "own
 func Member(u Addr) MUCLightUser { return MUCLightUser{JID: u, Affiliation: "member"} }
 func Kick(u Addr) MUCLightUser   { return MUCLightUser{JID: u, Affiliation: "none"} }
 
-func bareString(a Addr) string {
+// mucLightJID is the JID a MUC Light request names a user by: a
+// client's bare JID, any other address as it is.
+func mucLightJID(a Addr) string {
 	if c, ok := a.(*Client); ok {
 		return c.Bare().String()
 	}
@@ -46,7 +48,7 @@ func bareString(a Addr) string {
 
 func mucLightUsers(parent *xmlstream.Element, ns string, users []MUCLightUser) *xmlstream.Element {
 	for _, u := range users {
-		parent.AddChild(textEl("user", ns, bareString(u.JID)).SetAttr("affiliation", u.Affiliation))
+		parent.AddChild(textEl("user", ns, mucLightJID(u.JID)).SetAttr("affiliation", u.Affiliation))
 	}
 	return parent
 }
@@ -127,7 +129,7 @@ func MUCLightBlockingGet(service Addr) *xmlstream.Element {
 func MUCLightBlockingSet(service Addr, items ...MUCLightBlockItem) *xmlstream.Element {
 	q := el("query", NSMUCLightBlocking)
 	for _, it := range items {
-		q.AddChild(textEl(it.Kind, NSMUCLightBlocking, bareString(it.JID)).SetAttr("action", it.Action))
+		q.AddChild(textEl(it.Kind, NSMUCLightBlocking, mucLightJID(it.JID)).SetAttr("action", it.Action))
 	}
 	return IQSet(service, q)
 }
@@ -191,7 +193,7 @@ func (n *MUCLightNotice) Field(name string) (string, bool) {
 func MUCLightUsersString(users ...MUCLightUser) []string {
 	out := make([]string, len(users))
 	for i, u := range users {
-		out[i] = bareString(u.JID) + "=" + u.Affiliation
+		out[i] = mucLightJID(u.JID) + "=" + u.Affiliation
 	}
 	slices.Sort(out)
 	return out
@@ -226,7 +228,7 @@ func IsMUCLightDestroyed(room Addr) Predicate {
 // IsRoomMessage matches a groupchat message with body from a room,
 // sent by sender (the room's JID with sender's bare JID as resource).
 func IsRoomMessage(room, sender Addr, body string) Predicate {
-	from := room.String() + "/" + bareString(sender)
+	from := room.String() + "/" + mucLightJID(sender)
 	return And(IsGroupchat(body), Predicate{Desc: "from " + from, Match: func(e *xmlstream.Element) bool {
 		return e.Attr("from") == from
 	}})

@@ -46,7 +46,7 @@ func (f *fakeTB) failures() []string { f.mu.Lock(); defer f.mu.Unlock(); return 
 func TestExpectFailureMessage(t *testing.T) {
 	fs := newFakeServer(t)
 	alice := MustConnect(t, fs, fs.addUser("alice"), Options{Name: "alice"})
-	bob := MustConnect(t, fs, fs.addUser("bob"), Options{Name: "bob", Timeout: 100 * time.Millisecond})
+	bob := connectShort(t, fs, fs.addUser("bob"), Options{Name: "bob", Timeout: 100 * time.Millisecond})
 	alice.Send(Chat(bob, "one"))
 	alice.Send(Message("", bob, "two & <three>"))
 	bob.Expect(IsChat("one"))
@@ -103,7 +103,9 @@ func TestExpectFailureMessage(t *testing.T) {
 
 func TestExpectWithoutTBPanics(t *testing.T) {
 	fs := newFakeServer(t)
-	c, err := Connect(context.Background(), nil, fs, fs.addUser("alice"), Options{Timeout: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+	defer cancel()
+	c, err := Connect(ctx, nil, fs, fs.addUser("alice"), Options{Timeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,4 +235,18 @@ func TestNewAccount(t *testing.T) {
 	if !slices.Contains(fs.events(), "removed "+local) {
 		t.Errorf("the account was not removed: %q", fs.events())
 	}
+}
+
+// connectShort connects a client whose expectations time out quickly,
+// giving the connection itself the default time: a loaded machine may
+// take longer than opts.Timeout for the TLS and SCRAM exchanges.
+func connectShort(t *testing.T, srv Server, acct Account, opts Options) *Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+	defer cancel()
+	c, err := Connect(ctx, t, srv, acct, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
