@@ -183,12 +183,9 @@ func (m *MUCLight) roomIQ(ctx context.Context, req *request) (*xmlstream.Element
 		return nil, stanza.NewError(stanza.ItemNotFound, "")
 	}
 	if _, member := r.aff[req.sender]; !member {
-		if p.NS == NSMAM2 || p.NS == NSMAM1 {
-			// XEP-0313: a room archive is for its members.
-			return nil, stanza.NewError(stanza.Forbidden, "")
-		}
 		// muclight.md "Errors": "Stanza to a room the sender does not
-		// belong to: item-not-found".
+		// belong to: item-not-found" — archive queries included, so that
+		// a non-member cannot tell the room exists.
 		return nil, stanza.NewError(stanza.ItemNotFound, "")
 	}
 	get := req.Type == stanza.IQGet
