@@ -136,3 +136,66 @@ func TestStoryMUCLightRoomArchive(t *testing.T) {
 		story.AssertStanza(t, eve.IQ(story.MAM(story.MAMQuery{To: room})), story.IsStanzaError("", "item-not-found"))
 	})
 }
+
+// TestStoryMUCLightInboxAndArchive: with the real MUC Light, Inbox and
+// archive modules together, a room conversation shows up in each
+// member's inbox (unread counts for the others, none for the sender) with
+// the last message as delivered — the room's stanza ID included — and a
+// displayed marker resets the count. Being added to the room counts as
+// one unread (the inbox's aff_changes, on by default as in MongooseIM),
+// for the creator too.
+func TestStoryMUCLightInboxAndArchive(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) {
+		room := roomOf(t, srv, "inbox")
+		create(t, room, alice, bob)
+		for _, body := range []string{"one", "two"} {
+			msg := story.Groupchat(room, body)
+			msg.SetAttr("id", body)
+			alice.Send(msg)
+		}
+		var last *xmlstream.Element
+		for _, body := range []string{"one", "two"} {
+			alice.Expect(story.IsRoomMessage(room, alice, body))
+			last = bob.Expect(story.IsRoomMessage(room, alice, body))
+		}
+		entry := func(c *story.Client) story.InboxEntry {
+			t.Helper()
+			entries, _ := c.FetchInbox(story.InboxQuery{})
+			for _, e := range entries {
+				if e.With(c) == room.String() {
+					return e
+				}
+			}
+			t.Fatalf("%s's inbox has no entry for the room: %v", c.Name(), entries)
+			return story.InboxEntry{}
+		}
+		b := entry(bob)
+		if b.Unread != 1+2 || b.Body() != "two" {
+			t.Errorf("bob's entry: unread %d, last %s", b.Unread, b.Message)
+		}
+		if !xmlstream.Equal(b.Message, last) {
+			t.Errorf("bob's last message\n%s\nis not what he got\n%s", b.Message, last)
+		}
+		if a := entry(alice); a.Unread != 1 || a.Body() != "two" {
+			t.Errorf("alice's entry: unread %d, last %s", a.Unread, a.Message)
+		}
+		bob.Send(story.Marker(stanza.MessageGroupchat, room, "displayed", "two"))
+		// The marker goes to the room's members like any room message.
+		alice.Expect(story.HasChild("displayed", "urn:xmpp:chat-markers:0"))
+		if b := entry(bob); b.Unread != 0 {
+			t.Errorf("after the marker bob's entry has %d unread", b.Unread)
+		}
+		msgs, _, _ := roomArchive(t, bob, room, story.MAMQuery{})
+		var bodies []string
+		for _, m := range msgs {
+			if body := m.ChildText("body", stanza.NSClient); body != "" {
+				bodies = append(bodies, body)
+			}
+		}
+		if !slices.Equal(bodies, []string{"one", "two"}) {
+			t.Errorf("room archive bodies %q", bodies)
+		}
+	})
+}
