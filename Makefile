@@ -27,6 +27,11 @@ fuzz:
 	$(GO) test ./jid -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/sasl -run '^$$' -fuzz '^FuzzStep$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/c2s -run '^$$' -fuzz '^FuzzParseBOSHBody$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./dataform -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./rsm -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/modules/mam -run '^$$' -fuzz '^FuzzQuery$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/modules/inbox -run '^$$' -fuzz '^FuzzRequests$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/modules/muclight -run '^$$' -fuzz '^FuzzAffiliations$$' -fuzztime $(FUZZTIME)
 
 vet:
 	$(GO) vet ./...

@@ -234,3 +234,50 @@ func TestWriterFullQueueWaitsAndStopFlushes(t *testing.T) {
 		t.Errorf("stop left messages unwritten: %d of 6 stored", n)
 	}
 }
+
+// hasEverything answers ArchiveHas with true; parsing touches nothing else.
+type hasEverything struct{ Store }
+
+func (hasEverything) ArchiveHas(context.Context, jid.JID, uint64) (bool, error) { return true, nil }
+
+// FuzzQuery: queries and preferences come from clients. Parsing never
+// panics, answers a *stanza.Error for what it refuses, and keeps what it
+// accepts within the configured bounds.
+func FuzzQuery(f *testing.F) {
+	codec, _ := newIDCodec([]byte("0123456789abcdef"))
+	uid := codec.encode(1 << 40)
+	for _, s := range []string{
+		`<query xmlns='urn:xmpp:mam:2' queryid='q'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field><field var='with'><value>juliet@capulet.lit</value></field><field var='start'><value>2010-06-07T00:00:00Z</value></field><field var='end'><value>2010-07-07T13:23:54.123456Z</value></field></x><set xmlns='http://jabber.org/protocol/rsm'><max>10</max><before/></set><flip-page/></query>`,
+		`<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'><field var='after-id'><value>` + uid + `</value></field><field var='ids'><value>` + uid + `</value><value>x</value></field></x><set xmlns='http://jabber.org/protocol/rsm'><after>` + uid + `</after></set></query>`,
+		`<query xmlns='urn:xmpp:mam:1'><set xmlns='http://jabber.org/protocol/rsm'><index>1</index></set></query>`,
+		`<prefs xmlns='urn:xmpp:mam:2' default='roster'><always><jid>romeo@montague.lit</jid></always><never><jid>montague.lit</jid></never></prefs>`,
+	} {
+		f.Add(s)
+	}
+	m := &MAM{cfg: Config{Default: Always, DefaultPageSize: 50, MaxPageSize: 250}, store: hasEverything{}, codec: codec}
+	owner := jid.MustParse("juliet@capulet.lit")
+	f.Fuzz(func(t *testing.T, s string) {
+		el, err := xmlstream.Parse([]byte(s))
+		if err != nil {
+			return
+		}
+		if el.Name == "prefs" {
+			p, err := parsePrefs(el)
+			if err == nil && (len(p.Always)+len(p.Never) > maxPrefsJIDs || p.Default != Always && p.Default != Never && p.Default != Roster) {
+				t.Fatalf("accepted %+v", p)
+			}
+			return
+		}
+		q, _, err := m.parseQuery(context.Background(), el, owner, NS)
+		if err != nil {
+			var se *stanza.Error
+			if !errors.As(err, &se) {
+				t.Fatalf("not a stanza error: %v", err)
+			}
+			return
+		}
+		if q.Owner != owner || q.Max < 0 || q.Max > m.cfg.MaxPageSize || len(q.IDs) > maxIDs {
+			t.Fatalf("accepted %s as %+v", s, q)
+		}
+	})
+}
