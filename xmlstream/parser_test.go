@@ -47,46 +47,16 @@ func feedChunks(mode Mode, lim Limits, chunks ...[]byte) ([]string, error) {
 }
 
 // checkSplits parses input whole, split in two at every position, and one
-// byte at a time, and requires the same events and error every time.
+// byte at a time (checkEverySplit), requires the same events and error
+// every time, and returns them rendered.
 func checkSplits(t *testing.T, mode Mode, lim Limits, input []byte) ([]string, error) {
 	t.Helper()
-	want, wantErr := feedChunks(mode, lim, input)
-	same := func(how string, got []string, err error) {
-		t.Helper()
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("%s: events differ\n got %q\nwant %q", how, got, want)
-		}
-		if fmt.Sprint(err) != fmt.Sprint(wantErr) {
-			t.Fatalf("%s: error %v, want %v", how, err, wantErr)
-		}
+	evs, err := checkEverySplit(t, mode, lim, input)
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = render(ev)
 	}
-	for k := 1; k < len(input); k++ {
-		if !splitHere(k, len(input)) {
-			continue
-		}
-		got, err := feedChunks(mode, lim, input[:k], input[k:])
-		same(fmt.Sprintf("split at %d", k), got, err)
-	}
-	bytewise := make([][]byte, len(input))
-	for k := range input {
-		bytewise[k] = input[k : k+1]
-	}
-	got, err := feedChunks(mode, lim, bytewise...)
-	same("one byte at a time", got, err)
-	return want, wantErr
-}
-
-// splitHere says whether to test the split at k of an input of n bytes:
-// every position of inputs up to a few KiB (1 KiB under the race
-// detector, which is far slower), and for longer ones the first and last
-// 512 positions and every 7th in between. Feeding one byte at a time
-// still covers every position of every input.
-func splitHere(k, n int) bool {
-	limit := 4096
-	if raceEnabled {
-		limit = 1024
-	}
-	return n <= limit || k < 512 || k > n-512 || k%7 == 0
+	return out, err
 }
 
 func TestStreamEvents(t *testing.T) {
@@ -470,16 +440,13 @@ func wrap(content []byte) []byte {
 	return append(append([]byte(testHeader), content...), "</stream:stream>"...)
 }
 
-// TestCorpusSplits feeds every corpus file whole, split at every position and
-// one byte at a time.
+// TestCorpusSplits feeds every corpus file, the benchmark files included,
+// whole, split in two at every position and one byte at a time.
 func TestCorpusSplits(t *testing.T) {
 	for name, data := range corpus(t) {
-		if len(data) > 8<<10 {
-			continue // the large benchmark files are covered by TestCorpusRoundTrip
-		}
 		t.Run(filepath.Base(name), func(t *testing.T) {
 			t.Parallel()
-			got, err := checkSplits(t, ModeStream, Limits{}, wrap(data))
+			got, err := checkSplits(t, ModeStream, Limits{MaxElementBytes: 1 << 20}, wrap(data))
 			if err != nil {
 				t.Fatal(err)
 			}
