@@ -402,16 +402,16 @@ func (p *Parser) parse(in []byte) (int, Event, error) {
 			for i < len(in) && nameByte[in[i]] {
 				i++
 			}
-			b.buf = append(b.buf, in[start:i]...)
 			var nameStart int32
 			if p.state == sStartName {
 				nameStart = p.tagQName.off
 			} else {
 				nameStart = b.raw[len(b.raw)-1].qname.off
 			}
-			if len(b.buf)-int(nameStart) > maxNameBytes {
-				return i, Event{}, p.errAt(CondPolicyViolation, i, "name longer than the limit")
+			if over := len(b.buf) + i - start - int(nameStart) - maxNameBytes; over > 0 {
+				return i, Event{}, p.errAt(CondPolicyViolation, i-over, "name longer than the limit")
 			}
+			b.buf = append(b.buf, in[start:i]...)
 			if i == len(in) {
 				break
 			}
@@ -512,10 +512,10 @@ func (p *Parser) parse(in []byte) (int, Event, error) {
 			for i < len(in) && class[in[i]] == 0 {
 				i++
 			}
-			b.buf = append(b.buf, in[start:i]...)
-			if over := len(b.buf) - p.valStart - p.lim.MaxAttrBytes; over > 0 {
+			if over := len(b.buf) + i - start - p.valStart - p.lim.MaxAttrBytes; over > 0 {
 				return i, Event{}, p.errAt(CondPolicyViolation, i-over, "attribute value longer than the limit")
 			}
+			b.buf = append(b.buf, in[start:i]...)
 			if i == len(in) {
 				break
 			}
@@ -569,10 +569,10 @@ func (p *Parser) parse(in []byte) (int, Event, error) {
 			for i < len(in) && nameByte[in[i]] {
 				i++
 			}
-			p.name = append(p.name, in[start:i]...)
-			if len(p.name) > maxNameBytes {
-				return i, Event{}, p.errAt(CondPolicyViolation, i, "name longer than the limit")
+			if over := len(p.name) + i - start - maxNameBytes; over > 0 {
+				return i, Event{}, p.errAt(CondPolicyViolation, i-over, "name longer than the limit")
 			}
+			p.name = append(p.name, in[start:i]...)
 			if i < len(in) {
 				p.state = sEndTail
 			}
@@ -891,10 +891,12 @@ func (p *Parser) appendText(text []byte, end int) error {
 		b.textOpen = true
 		b.textStart = int32(len(b.buf))
 	}
-	b.buf = append(b.buf, text...)
-	if over := len(b.buf) - int(b.textStart) - p.lim.MaxTextBytes; over > 0 {
+	// Checked before copying: a peer that sends more is refused without
+	// the excess being buffered.
+	if over := len(b.buf) + len(text) - int(b.textStart) - p.lim.MaxTextBytes; over > 0 {
 		return p.errAt(CondPolicyViolation, end-over, "character data longer than the limit")
 	}
+	b.buf = append(b.buf, text...)
 	return nil
 }
 

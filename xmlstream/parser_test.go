@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -367,6 +368,68 @@ func TestLimitReportedEarly(t *testing.T) {
 	}
 	if limit := int64(len(testHeader) + 1000 + 1); perr.Offset > limit {
 		t.Fatalf("error reported at byte %d, after the limit (%d)", perr.Offset, limit)
+	}
+}
+
+// TestEachLimitReportedEarly: every limit is reported as soon as the input
+// passes it, before the rest of the element has been fed: the parser is
+// given only the start of an oversized element (cut before the text run,
+// attribute value, start tag or nesting ends) and must fail at once, at
+// the byte that passed the limit, and the same start followed by 10 MiB of
+// input must fail at the same byte.
+func TestEachLimitReportedEarly(t *testing.T) {
+	lim := Limits{MaxElementBytes: 1 << 30, MaxTextBytes: 100, MaxAttrBytes: 50, MaxDepth: 8, MaxAttrs: 5}
+	attrs := func(n int) string {
+		var sb strings.Builder
+		for i := range n {
+			fmt.Fprintf(&sb, " a%d='v'", i)
+		}
+		return sb.String()
+	}
+	tests := []struct {
+		name, start string
+		over        int    // offset in start of the byte that passes the limit
+		more        string // repeated to make the rest of the input
+	}{
+		{"text", "<message><body>" + strings.Repeat("t", 150), len("<message><body>") + 100, "t"},
+		{"text with references", "<message><body>" + strings.Repeat("&amp;", 150), len("<message><body>") + 100*5 + 4, "&amp;"},
+		{"CDATA", "<message><body><![CDATA[" + strings.Repeat("c", 150), len("<message><body><![CDATA[") + 100, "c"},
+		{"attribute value", "<message to='" + strings.Repeat("v", 80), len("<message to='") + 50, "v"},
+		{"depth", strings.Repeat("<a>", 12), 8*3 + 1, "<a>"}, // at the name of the ninth
+		{"attributes", "<message" + attrs(8), len("<message" + attrs(5) + " "), " b='v'"},
+		{"element name", "<message><" + strings.Repeat("n", 1500), len("<message><") + 1024, "n"},
+		{"attribute name", "<message " + strings.Repeat("n", 1500), len("<message ") + 1024, "n"},
+		{"end tag name", "<message></" + strings.Repeat("n", 1500), len("<message></") + 1024, "n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			check := func(how string, rest []byte) {
+				t.Helper()
+				p := NewParser(ModeStream, lim)
+				p.Feed([]byte(testHeader))
+				if ev, err := p.Next(); err != nil || ev.Kind != EventStreamOpen {
+					t.Fatal(ev.Kind, err)
+				}
+				input := append([]byte(tc.start), rest...)
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				p.Feed(input)
+				ev, err := p.Next()
+				runtime.ReadMemStats(&after)
+				if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<10 {
+					t.Errorf("%s: %d bytes allocated: the rest of the input was buffered", how, grew)
+				}
+				var perr *Error
+				if !errors.As(err, &perr) || perr.Condition != CondPolicyViolation {
+					t.Fatalf("%s: Next = %v, %v; want policy-violation before the rest is fed", how, ev.Kind, err)
+				}
+				if at := perr.Offset - int64(len(testHeader)); at > int64(tc.over) {
+					t.Fatalf("%s: reported at byte %d of the element, after the limit was passed (%d)", how, at, tc.over)
+				}
+			}
+			check("start only", nil)
+			check("start and 10 MiB", bytes.Repeat([]byte(tc.more), 10<<20/len(tc.more)))
+		})
 	}
 }
 
