@@ -398,6 +398,17 @@ func (p *Parser) parse(in []byte) (int, Event, error) {
 
 		case sStartName, sAttrName:
 			b := p.b
+			if p.state == sStartName && int(p.tagQName.off) == len(b.buf) {
+				// Fast path: the whole start tag is in the input and simple.
+				if next, empty, ok := p.fastStartTag(in, i); ok {
+					i = next
+					ev, err := p.endStartTag(empty, i)
+					if err != nil || ev.Kind != EventNone {
+						return i, ev, err
+					}
+					continue
+				}
+			}
 			start := i
 			for i < len(in) && nameByte[in[i]] {
 				i++
@@ -746,6 +757,93 @@ func (p *Parser) parse(in []byte) (int, Event, error) {
 		}
 	}
 	return i, Event{}, nil
+}
+
+// fastStartTag reads a start tag whose name begins at in[i] in one go when
+// all of it is in the input and it holds nothing the state machine has
+// more to do for: names within the limits, attribute values quoted right
+// after '=' without references, white space to normalize or invalid
+// characters, no more attributes than the limit. It leaves the builder as
+// the state machine would (name and attributes appended, raw attributes
+// recorded) and returns the offset after the tag and whether it was an
+// empty-element tag. Otherwise it returns ok false and leaves everything
+// as it was, and the state machine reads the tag, reporting any error.
+func (p *Parser) fastStartTag(in []byte, i int) (next int, empty, ok bool) {
+	b := p.b
+	buf0 := len(b.buf)
+	j := i
+	for j < len(in) && nameByte[in[j]] {
+		j++
+	}
+	if j == len(in) || j-i > maxNameBytes {
+		return 0, false, false
+	}
+	colon, ok := checkQName(in[i:j])
+	if !ok {
+		return 0, false, false
+	}
+	b.buf = append(b.buf, in[i:j]...)
+	p.tagQName.n, p.tagColon = int32(j-i), colon
+	for {
+		s := j
+		for j < len(in) && isSpace(in[j]) {
+			j++
+		}
+		if j == len(in) {
+			break
+		}
+		c := in[j]
+		if c == '>' {
+			return j + 1, false, true
+		}
+		if c == '/' {
+			if j+1 < len(in) && in[j+1] == '>' {
+				return j + 2, true, true
+			}
+			break
+		}
+		if j == s || len(b.raw) >= p.lim.MaxAttrs {
+			break
+		}
+		ns := j
+		for j < len(in) && nameByte[in[j]] {
+			j++
+		}
+		if j+1 >= len(in) || j-ns > maxNameBytes || in[j] != '=' {
+			break
+		}
+		colon, ok := checkQName(in[ns:j])
+		q := in[j+1]
+		if !ok || q != '\'' && q != '"' {
+			break
+		}
+		ne := j
+		j += 2
+		class := &attrClassApos
+		if q == '"' {
+			class = &attrClassQuot
+		}
+		vs := j
+		for j < len(in) && class[in[j]] == 0 {
+			j++
+		}
+		if j == len(in) || in[j] != q || j-vs > p.lim.MaxAttrBytes || !validChars(in[vs:j]) {
+			break
+		}
+		off := int32(len(b.buf))
+		b.buf = append(b.buf, in[ns:ne]...)
+		b.buf = append(b.buf, in[vs:j]...)
+		b.raw = append(b.raw, rawAttr{
+			qname: span{off: off, n: int32(ne - ns)},
+			value: span{off: off + int32(ne-ns), n: int32(j - vs)},
+			colon: int32(colon),
+		})
+		j++
+	}
+	b.buf = b.buf[:buf0]
+	b.raw = b.raw[:0]
+	p.tagQName.n, p.tagColon = 0, 0
+	return 0, false, false
 }
 
 func appendRune(dst []byte, r rune) []byte {
