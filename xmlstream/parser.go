@@ -1010,8 +1010,9 @@ func (p *Parser) closeText(at int) error {
 	if !validChars(text) {
 		return p.errAt(CondNotWellFormed, at, "invalid UTF-8 or character in character data")
 	}
-	b.items = append(b.items, item{kind: itemText, s: span{off: b.textStart, n: int32(len(text))}})
-	b.elems[b.stack[len(b.stack)-1].elem].nchild++
+	parent := b.stack[len(b.stack)-1].elem
+	b.items = append(b.items, item{idx: -1, parent: parent, s: span{off: b.textStart, n: int32(len(text))}})
+	b.elems[parent].nchild++
 	b.nchild++
 	return nil
 }
@@ -1100,10 +1101,11 @@ func (p *Parser) endStartTag(empty bool, at int) (Event, error) {
 	idx := int32(len(b.elems))
 	b.elems = append(b.elems, elem{name: local, ns: ns, attr: int32(attrBase), nattr: int32(len(b.attrs) - attrBase)})
 	if len(b.stack) > 0 {
-		b.elems[b.stack[len(b.stack)-1].elem].nchild++
+		parent := b.stack[len(b.stack)-1].elem
+		b.elems[parent].nchild++
 		b.nchild++
+		b.items = append(b.items, item{idx: idx, parent: parent})
 	}
-	b.items = append(b.items, item{kind: itemStart, idx: idx})
 	b.stack = append(b.stack, frame{elem: idx, qname: p.tagQName, declBase: declBase})
 	p.depth++
 	if empty {
@@ -1116,7 +1118,6 @@ func (p *Parser) endStartTag(empty bool, at int) (Event, error) {
 func (p *Parser) openStream(empty bool, local, ns span, at int) (Event, error) {
 	b := p.b
 	b.elems = append(b.elems, elem{name: local, ns: ns, attr: 0, nattr: int32(len(b.attrs))})
-	b.items = append(b.items, item{kind: itemStart, idx: 0}, item{kind: itemEnd})
 	arena := string(b.buf)
 	header := b.materialize(arena)
 	decls := make([]Attr, len(b.decls))
@@ -1172,7 +1173,6 @@ func (p *Parser) closeElement(at int) (Event, error) {
 	top := b.stack[len(b.stack)-1]
 	b.stack = b.stack[:len(b.stack)-1]
 	b.decls = b.decls[:top.declBase]
-	b.items = append(b.items, item{kind: itemEnd})
 	p.depth--
 	if len(b.stack) > 0 {
 		return Event{}, nil
@@ -1242,7 +1242,6 @@ type builder struct {
 
 	textOpen  bool
 	textStart int32
-	mstack    []int32
 }
 
 // span is a string in the builder: buf[off:off+n], or consts[-off-1] when
@@ -1271,18 +1270,12 @@ type rawAttr struct {
 	decl         bool
 }
 
-type itemKind uint8
-
-const (
-	itemStart itemKind = iota
-	itemText
-	itemEnd
-)
-
+// item is a child of an element in the builder, in document order: the
+// element elems[idx], or the text s when idx is -1.
 type item struct {
-	kind itemKind
-	idx  int32
-	s    span
+	idx    int32
+	parent int32
+	s      span
 }
 
 type frame struct {
@@ -1412,23 +1405,14 @@ func (b *builder) materialize(arena string) *Element {
 			next += be.nchild
 		}
 	}
-	stack := b.mstack[:0]
 	for _, it := range b.items {
-		switch it.kind {
-		case itemStart:
-			if len(stack) > 0 {
-				parent := &elems[stack[len(stack)-1]]
-				parent.Children = append(parent.Children, Node{Elem: &elems[it.idx]})
-			}
-			stack = append(stack, it.idx)
-		case itemText:
-			parent := &elems[stack[len(stack)-1]]
+		parent := &elems[it.parent]
+		if it.idx >= 0 {
+			parent.Children = append(parent.Children, Node{Elem: &elems[it.idx]})
+		} else {
 			parent.Children = append(parent.Children, Node{Text: b.str(arena, it.s)})
-		case itemEnd:
-			stack = stack[:len(stack)-1]
 		}
 	}
-	b.mstack = stack[:0]
 	return &elems[0]
 }
 

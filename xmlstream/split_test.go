@@ -75,7 +75,6 @@ func cloneBuilder(d, b *builder) *builder {
 		nchild:    b.nchild,
 		textOpen:  b.textOpen,
 		textStart: b.textStart,
-		mstack:    d.mstack[:0],
 	}
 	return d
 }
