@@ -1,7 +1,7 @@
 # Meerkat — see README.md.
 GO ?= go
 
-.PHONY: run test race cover bench fuzz vet fmt build peers-test peers-stop
+.PHONY: run test race cover bench bench-smoke fuzz vet fmt build peers-test peers-stop
 
 run:
 	$(GO) run ./cmd/meerkat
@@ -18,6 +18,14 @@ cover:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./xmlstream ./jid ./internal/...
+
+# Every benchmark once, so that CI sees them build and pass. -short asks
+# benchmarks to shrink what they set up (large archives, many
+# connections): every benchmark that takes more than a second or so to
+# prepare must honour testing.Short(). The archive size is also set
+# explicitly for BenchmarkArchiveQueries.
+bench-smoke:
+	MEERKAT_BENCH_ARCHIVE=20000 $(GO) test -short -run '^$$' -bench . -benchtime 1x ./...
 
 # Fuzz each target for FUZZTIME (default 60s); crashers land in testdata/fuzz.
 FUZZTIME ?= 60s

@@ -12,7 +12,16 @@
 //   - localpart (RFC 7622 §3.3): PRECIS UsernameCaseMapped profile (RFC
 //     8265: width folding, lower-casing, NFC, and the Bidi Rule for strings
 //     containing right-to-left characters), and the characters
-//     " & ' / : < > @ are rejected (RFC 7622 §3.3.1);
+//     " & ' / : < > @ are rejected (RFC 7622 §3.3.1). The profile is built
+//     here rather than taken from precis.UsernameCaseMapped because x/text
+//     applies the Bidi Rule (RFC 5893) to every string, which rejects
+//     left-to-right localparts such as "müller." or "ü-" that the
+//     directionality rule of RFC 8265 allows: it asks for the Bidi Rule only
+//     on strings with right-to-left characters, and so do we. On every
+//     localpart that precis.UsernameCaseMapped accepts, the result is the
+//     same (TestLocalProfileMatchesUsernameCaseMapped). Performance is not
+//     the reason: both run the same PRECIS transformations, and ASCII
+//     localparts take the fast path below either way;
 //   - domainpart (RFC 7622 §3.2): one trailing '.' is removed, then the
 //     part must be an IPv4 literal, a bracketed IPv6 literal (written in
 //     canonical RFC 5952 form, without zone), or an IDNA2008 domain name,
@@ -24,7 +33,10 @@
 //     A-label form);
 //   - resourcepart (RFC 7622 §3.4): PRECIS OpaqueString profile (RFC 8265:
 //     non-ASCII spaces mapped to U+0020, NFC). Case and spaces, including
-//     leading and trailing ones, are preserved.
+//     leading and trailing ones, are preserved. This is a deliberate
+//     deviation from example 18 of RFC 7622 §3.5 (Table 2 lists
+//     "juliet@example.com/ foo" as invalid): the normative rule,
+//     OpaqueString, allows ASCII space anywhere, and we follow it.
 //
 // Each part must be 1 to 1023 bytes long after enforcement (RFC 7622 §3.1).
 //

@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"os"
 	"testing"
+	"time"
 )
 
 // benchFiles are realistic first-level elements, smallest first
@@ -113,6 +114,76 @@ func BenchmarkSerialize(b *testing.B) {
 			for b.Loop() {
 				buf = els[0].AppendXML(buf[:0], StreamScope("jabber:client"))
 			}
+		})
+	}
+}
+
+// BenchmarkSpeedup measures BenchmarkParse against BenchmarkEncodingXML in
+// alternating rounds of the same process, each round long enough to
+// parse about 256 KB with each, and reports the ratio of the fastest
+// rounds ("x", the speed-up) with the MB/s of each. Alternating keeps the
+// ratio meaningful on a machine shared with other work, where separate
+// runs of the two benchmarks see different loads. Run it with
+// -benchtime 100x or more: one iteration is one round.
+func BenchmarkSpeedup(b *testing.B) {
+	for _, name := range benchFiles {
+		data := benchData(b, name)
+		b.Run(name, func(b *testing.B) {
+			p := NewParser(ModeStream, Limits{MaxElementBytes: 1 << 20})
+			p.Feed([]byte(testHeader))
+			if ev, err := p.Next(); err != nil || ev.Kind != EventStreamOpen {
+				b.Fatal(ev.Kind, err)
+			}
+			d := xml.NewDecoder(&repeatReader{header: []byte(testHeader), data: data})
+			d.Strict = true
+			for {
+				tok, err := d.Token()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, ok := tok.(xml.StartElement); ok {
+					break
+				}
+			}
+			ours := func() {
+				p.Feed(data)
+				if ev, err := p.Next(); err != nil || ev.Kind != EventElement {
+					b.Fatal(ev.Kind, err)
+				}
+				if ev, _ := p.Next(); ev.Kind != EventNone {
+					b.Fatal(ev.Kind)
+				}
+			}
+			std := func() {
+				for {
+					tok, err := d.Token()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if start, ok := tok.(xml.StartElement); ok {
+						if _, err := stdElement(d, start); err != nil {
+							b.Fatal(err)
+						}
+						return
+					}
+				}
+			}
+			n := max(1, 256<<10/len(data))
+			best := [2]time.Duration{1 << 62, 1 << 62}
+			for b.Loop() {
+				for k, f := range []func(){ours, std} {
+					start := time.Now()
+					for range n {
+						f()
+					}
+					best[k] = min(best[k], time.Since(start))
+				}
+			}
+			mbs := func(d time.Duration) float64 { return float64(n*len(data)) / d.Seconds() / 1e6 }
+			b.ReportMetric(float64(best[1])/float64(best[0]), "x")
+			b.ReportMetric(mbs(best[0]), "MB/s")
+			b.ReportMetric(mbs(best[1]), "std-MB/s")
+			b.ReportMetric(0, "ns/op")
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package xmlstream
 
 import (
+	"encoding/binary"
 	"unicode"
 	"unicode/utf8"
 )
@@ -58,8 +59,7 @@ func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' || c == '\
 func validChars(b []byte) bool {
 	for i := 0; i < len(b); {
 		// Skip ASCII eight bytes at a time.
-		for i+8 <= len(b) && (uint64(b[i])|uint64(b[i+1])|uint64(b[i+2])|uint64(b[i+3])|
-			uint64(b[i+4])|uint64(b[i+5])|uint64(b[i+6])|uint64(b[i+7]))&0x80 == 0 {
+		for i+8 <= len(b) && binary.LittleEndian.Uint64(b[i:])&0x8080808080808080 == 0 {
 			i += 8
 		}
 		if i >= len(b) {

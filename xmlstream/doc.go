@@ -16,7 +16,8 @@
 // only the namespace declarations they need in the given Scope, so that
 // parse → serialize → parse gives an equal tree (Equal).
 //
-// Performance (docs/benchmarks.md): 330–560 MB/s on real stanzas, 5.3–7.1
-// times encoding/xml building the same tree, with 4 allocations per element
-// against 69 to 30,795.
+// Performance (docs/benchmarks.md): 380–600 MB/s on real stanzas, 6.6–8.1
+// times encoding/xml building the same tree (measured alternately in one
+// process, BenchmarkSpeedup), with 4 allocations per element against 69 to
+// 30,795.
 package xmlstream

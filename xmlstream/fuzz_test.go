@@ -1,7 +1,9 @@
 package xmlstream
 
 import (
+	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -9,22 +11,42 @@ import (
 var fuzzLimits = Limits{MaxElementBytes: 4096, MaxDepth: 12, MaxAttrs: 12, MaxTextBytes: 1024, MaxAttrBytes: 256}
 
 func feedEvents(mode Mode, lim Limits, chunks ...[]byte) ([]Event, error) {
+	evs, _, err := feedSized(mode, lim, chunks...)
+	return evs, err
+}
+
+// feedSized is feedEvents that also returns, for each event, the number of
+// input bytes it was read from: for an element, from its '<' to its end,
+// which the element limit bounds. The sizes are computed from the input
+// and the bytes the parser consumed, not from the parser's own counters.
+func feedSized(mode Mode, lim Limits, chunks ...[]byte) ([]Event, []int, error) {
 	p := NewParser(mode, lim)
 	var out []Event
+	var sizes []int
+	all := bytes.Join(chunks, nil)
+	fed, end := 0, 0 // bytes fed so far; end of the last event
 	for _, c := range chunks {
 		p.Feed(c)
+		fed += len(c)
 		for {
 			ev, err := p.Next()
 			if err != nil {
-				return out, err
+				return out, sizes, err
 			}
 			if ev.Kind == EventNone {
 				break
 			}
+			consumed := fed - len(p.in)
+			start := end
+			for start < consumed && isSpace(all[start]) {
+				start++ // white space between first-level elements
+			}
 			out = append(out, ev)
+			sizes = append(sizes, consumed-start)
+			end = consumed
 		}
 	}
-	return out, nil
+	return out, sizes, nil
 }
 
 func addSeeds(f *testing.F) {
@@ -45,7 +67,7 @@ func addSeeds(f *testing.F) {
 func FuzzStream(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte, split uint16) {
-		whole, errWhole := feedEvents(ModeStream, fuzzLimits, data)
+		whole, sizes, errWhole := feedSized(ModeStream, fuzzLimits, data)
 		k := int(split) % (len(data) + 1)
 		parts, errParts := feedEvents(ModeStream, fuzzLimits, data[:k], data[k:])
 		if fmt.Sprint(errWhole) != fmt.Sprint(errParts) {
@@ -59,11 +81,11 @@ func FuzzStream(f *testing.F) {
 				t.Fatalf("split at %d: event %d differs:\n%s\n%s", k, i, render(parts[i]), render(whole[i]))
 			}
 		}
-		for _, ev := range whole {
+		for i, ev := range whole {
 			if ev.Kind != EventElement {
 				continue
 			}
-			checkWithinLimits(t, ev.Element, fuzzLimits, 1)
+			checkWithinLimits(t, ev.Element, sizes[i], fuzzLimits)
 			again, err := feedEvents(ModeFragments, Limits{MaxElementBytes: 1 << 20, MaxAttrBytes: 1 << 20, MaxTextBytes: 1 << 20}, []byte(ev.Element.String()))
 			if err != nil || len(again) != 1 || !Equal(again[0].Element, ev.Element) {
 				t.Fatalf("round trip of %s: %v", ev.Element, err)
@@ -89,10 +111,10 @@ func FuzzStanza(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		stream := wrap(data)
-		evs, err := feedEvents(ModeStream, fuzzLimits, stream)
-		for _, ev := range evs {
+		evs, sizes, err := feedSized(ModeStream, fuzzLimits, stream)
+		for i, ev := range evs {
 			if ev.Kind == EventElement {
-				checkWithinLimits(t, ev.Element, fuzzLimits, 1)
+				checkWithinLimits(t, ev.Element, sizes[i], fuzzLimits)
 				var out []byte
 				out = ev.Element.AppendXML(out, StreamScope("jabber:client"))
 				again, err := feedEvents(ModeStream, Limits{MaxElementBytes: 1 << 20, MaxAttrBytes: 1 << 20, MaxTextBytes: 1 << 20}, wrap(out))
@@ -109,7 +131,17 @@ func FuzzStanza(f *testing.F) {
 	})
 }
 
-func checkWithinLimits(t *testing.T, e *Element, lim Limits, depth int) {
+// checkWithinLimits fails unless an accepted first-level element, read
+// from size bytes of input, is within every limit of lim.
+func checkWithinLimits(t *testing.T, e *Element, size int, lim Limits) {
+	t.Helper()
+	if size > lim.MaxElementBytes {
+		t.Fatalf("element of %d bytes accepted, limit %d", size, lim.MaxElementBytes)
+	}
+	checkTreeWithinLimits(t, e, lim, 1)
+}
+
+func checkTreeWithinLimits(t *testing.T, e *Element, lim Limits, depth int) {
 	t.Helper()
 	if depth > lim.MaxDepth {
 		t.Fatalf("depth %d beyond the limit", depth)
@@ -124,9 +156,32 @@ func checkWithinLimits(t *testing.T, e *Element, lim Limits, depth int) {
 	}
 	for _, n := range e.Children {
 		if n.Elem != nil {
-			checkWithinLimits(t, n.Elem, lim, depth+1)
+			checkTreeWithinLimits(t, n.Elem, lim, depth+1)
 		} else if len(n.Text) > lim.MaxTextBytes || !utf8.ValidString(n.Text) {
 			t.Fatalf("text %q", n.Text)
 		}
+	}
+}
+
+// TestFeedSized checks the element sizes the fuzz targets hold against
+// MaxElementBytes: an element of exactly the limit is accepted and
+// measured, one byte more is refused.
+func TestFeedSized(t *testing.T) {
+	lim := Limits{MaxElementBytes: 200}.withDefaults() // the header is shorter
+	el := "<message>" + strings.Repeat("x", 200-len("<message></message>")) + "</message>"
+	for _, split := range []int{0, 1, len(testHeader) + 3, len(testHeader) + 50} {
+		input := []byte(testHeader + "\n " + el + "\n<a/>")
+		evs, sizes, err := feedSized(ModeStream, lim, input[:split], input[split:])
+		if err != nil || len(evs) != 3 {
+			t.Fatalf("split %d: %d events, %v", split, len(evs), err)
+		}
+		if sizes[1] != 200 || sizes[2] != 4 {
+			t.Fatalf("split %d: sizes %v, want [_ 200 4]", split, sizes)
+		}
+		checkWithinLimits(t, evs[1].Element, sizes[1], lim)
+	}
+	over := "<message>" + strings.Repeat("x", 201-len("<message></message>")) + "</message>"
+	if _, _, err := feedSized(ModeStream, lim, []byte(testHeader+over)); err == nil {
+		t.Fatal("element over the limit accepted")
 	}
 }

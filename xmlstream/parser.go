@@ -398,20 +398,31 @@ func (p *Parser) parse(in []byte) (int, Event, error) {
 
 		case sStartName, sAttrName:
 			b := p.b
+			if p.state == sStartName && int(p.tagQName.off) == len(b.buf) {
+				// Fast path: the whole start tag is in the input and simple.
+				if next, empty, ok := p.fastStartTag(in, i); ok {
+					i = next
+					ev, err := p.endStartTag(empty, i)
+					if err != nil || ev.Kind != EventNone {
+						return i, ev, err
+					}
+					continue
+				}
+			}
 			start := i
 			for i < len(in) && nameByte[in[i]] {
 				i++
 			}
-			b.buf = append(b.buf, in[start:i]...)
 			var nameStart int32
 			if p.state == sStartName {
 				nameStart = p.tagQName.off
 			} else {
 				nameStart = b.raw[len(b.raw)-1].qname.off
 			}
-			if len(b.buf)-int(nameStart) > maxNameBytes {
-				return i, Event{}, p.errAt(CondPolicyViolation, i, "name longer than the limit")
+			if over := len(b.buf) + i - start - int(nameStart) - maxNameBytes; over > 0 {
+				return i, Event{}, p.errAt(CondPolicyViolation, i-over, "name longer than the limit")
 			}
+			b.buf = append(b.buf, in[start:i]...)
 			if i == len(in) {
 				break
 			}
@@ -512,10 +523,10 @@ func (p *Parser) parse(in []byte) (int, Event, error) {
 			for i < len(in) && class[in[i]] == 0 {
 				i++
 			}
-			b.buf = append(b.buf, in[start:i]...)
-			if over := len(b.buf) - p.valStart - p.lim.MaxAttrBytes; over > 0 {
+			if over := len(b.buf) + i - start - p.valStart - p.lim.MaxAttrBytes; over > 0 {
 				return i, Event{}, p.errAt(CondPolicyViolation, i-over, "attribute value longer than the limit")
 			}
+			b.buf = append(b.buf, in[start:i]...)
 			if i == len(in) {
 				break
 			}
@@ -569,10 +580,10 @@ func (p *Parser) parse(in []byte) (int, Event, error) {
 			for i < len(in) && nameByte[in[i]] {
 				i++
 			}
-			p.name = append(p.name, in[start:i]...)
-			if len(p.name) > maxNameBytes {
-				return i, Event{}, p.errAt(CondPolicyViolation, i, "name longer than the limit")
+			if over := len(p.name) + i - start - maxNameBytes; over > 0 {
+				return i, Event{}, p.errAt(CondPolicyViolation, i-over, "name longer than the limit")
 			}
+			p.name = append(p.name, in[start:i]...)
 			if i < len(in) {
 				p.state = sEndTail
 			}
@@ -748,6 +759,93 @@ func (p *Parser) parse(in []byte) (int, Event, error) {
 	return i, Event{}, nil
 }
 
+// fastStartTag reads a start tag whose name begins at in[i] in one go when
+// all of it is in the input and it holds nothing the state machine has
+// more to do for: names within the limits, attribute values quoted right
+// after '=' without references, white space to normalize or invalid
+// characters, no more attributes than the limit. It leaves the builder as
+// the state machine would (name and attributes appended, raw attributes
+// recorded) and returns the offset after the tag and whether it was an
+// empty-element tag. Otherwise it returns ok false and leaves everything
+// as it was, and the state machine reads the tag, reporting any error.
+func (p *Parser) fastStartTag(in []byte, i int) (next int, empty, ok bool) {
+	b := p.b
+	buf0 := len(b.buf)
+	j := i
+	for j < len(in) && nameByte[in[j]] {
+		j++
+	}
+	if j == len(in) || j-i > maxNameBytes {
+		return 0, false, false
+	}
+	colon, ok := checkQName(in[i:j])
+	if !ok {
+		return 0, false, false
+	}
+	b.buf = append(b.buf, in[i:j]...)
+	p.tagQName.n, p.tagColon = int32(j-i), colon
+	for {
+		s := j
+		for j < len(in) && isSpace(in[j]) {
+			j++
+		}
+		if j == len(in) {
+			break
+		}
+		c := in[j]
+		if c == '>' {
+			return j + 1, false, true
+		}
+		if c == '/' {
+			if j+1 < len(in) && in[j+1] == '>' {
+				return j + 2, true, true
+			}
+			break
+		}
+		if j == s || len(b.raw) >= p.lim.MaxAttrs {
+			break
+		}
+		ns := j
+		for j < len(in) && nameByte[in[j]] {
+			j++
+		}
+		if j+1 >= len(in) || j-ns > maxNameBytes || in[j] != '=' {
+			break
+		}
+		colon, ok := checkQName(in[ns:j])
+		q := in[j+1]
+		if !ok || q != '\'' && q != '"' {
+			break
+		}
+		ne := j
+		j += 2
+		class := &attrClassApos
+		if q == '"' {
+			class = &attrClassQuot
+		}
+		vs := j
+		for j < len(in) && class[in[j]] == 0 {
+			j++
+		}
+		if j == len(in) || in[j] != q || j-vs > p.lim.MaxAttrBytes || !validChars(in[vs:j]) {
+			break
+		}
+		off := int32(len(b.buf))
+		b.buf = append(b.buf, in[ns:ne]...)
+		b.buf = append(b.buf, in[vs:j]...)
+		b.raw = append(b.raw, rawAttr{
+			qname: span{off: off, n: int32(ne - ns)},
+			value: span{off: off + int32(ne-ns), n: int32(j - vs)},
+			colon: int32(colon),
+		})
+		j++
+	}
+	b.buf = b.buf[:buf0]
+	b.raw = b.raw[:0]
+	p.tagQName.n, p.tagColon = 0, 0
+	return 0, false, false
+}
+
 func appendRune(dst []byte, r rune) []byte {
 	switch {
 	case r < 0x80:
@@ -891,10 +989,12 @@ func (p *Parser) appendText(text []byte, end int) error {
 		b.textOpen = true
 		b.textStart = int32(len(b.buf))
 	}
-	b.buf = append(b.buf, text...)
-	if over := len(b.buf) - int(b.textStart) - p.lim.MaxTextBytes; over > 0 {
+	// Checked before copying: a peer that sends more is refused without
+	// the excess being buffered.
+	if over := len(b.buf) + len(text) - int(b.textStart) - p.lim.MaxTextBytes; over > 0 {
 		return p.errAt(CondPolicyViolation, end-over, "character data longer than the limit")
 	}
+	b.buf = append(b.buf, text...)
 	return nil
 }
 
@@ -910,8 +1010,9 @@ func (p *Parser) closeText(at int) error {
 	if !validChars(text) {
 		return p.errAt(CondNotWellFormed, at, "invalid UTF-8 or character in character data")
 	}
-	b.items = append(b.items, item{kind: itemText, s: span{off: b.textStart, n: int32(len(text))}})
-	b.elems[b.stack[len(b.stack)-1].elem].nchild++
+	parent := b.stack[len(b.stack)-1].elem
+	b.items = append(b.items, item{idx: -1, parent: parent, s: span{off: b.textStart, n: int32(len(text))}})
+	b.elems[parent].nchild++
 	b.nchild++
 	return nil
 }
@@ -1000,10 +1101,11 @@ func (p *Parser) endStartTag(empty bool, at int) (Event, error) {
 	idx := int32(len(b.elems))
 	b.elems = append(b.elems, elem{name: local, ns: ns, attr: int32(attrBase), nattr: int32(len(b.attrs) - attrBase)})
 	if len(b.stack) > 0 {
-		b.elems[b.stack[len(b.stack)-1].elem].nchild++
+		parent := b.stack[len(b.stack)-1].elem
+		b.elems[parent].nchild++
 		b.nchild++
+		b.items = append(b.items, item{idx: idx, parent: parent})
 	}
-	b.items = append(b.items, item{kind: itemStart, idx: idx})
 	b.stack = append(b.stack, frame{elem: idx, qname: p.tagQName, declBase: declBase})
 	p.depth++
 	if empty {
@@ -1016,7 +1118,6 @@ func (p *Parser) endStartTag(empty bool, at int) (Event, error) {
 func (p *Parser) openStream(empty bool, local, ns span, at int) (Event, error) {
 	b := p.b
 	b.elems = append(b.elems, elem{name: local, ns: ns, attr: 0, nattr: int32(len(b.attrs))})
-	b.items = append(b.items, item{kind: itemStart, idx: 0}, item{kind: itemEnd})
 	arena := string(b.buf)
 	header := b.materialize(arena)
 	decls := make([]Attr, len(b.decls))
@@ -1072,7 +1173,6 @@ func (p *Parser) closeElement(at int) (Event, error) {
 	top := b.stack[len(b.stack)-1]
 	b.stack = b.stack[:len(b.stack)-1]
 	b.decls = b.decls[:top.declBase]
-	b.items = append(b.items, item{kind: itemEnd})
 	p.depth--
 	if len(b.stack) > 0 {
 		return Event{}, nil
@@ -1142,7 +1242,6 @@ type builder struct {
 
 	textOpen  bool
 	textStart int32
-	mstack    []int32
 }
 
 // span is a string in the builder: buf[off:off+n], or consts[-off-1] when
@@ -1171,18 +1270,12 @@ type rawAttr struct {
 	decl         bool
 }
 
-type itemKind uint8
-
-const (
-	itemStart itemKind = iota
-	itemText
-	itemEnd
-)
-
+// item is a child of an element in the builder, in document order: the
+// element elems[idx], or the text s when idx is -1.
 type item struct {
-	kind itemKind
-	idx  int32
-	s    span
+	idx    int32
+	parent int32
+	s      span
 }
 
 type frame struct {
@@ -1312,23 +1405,14 @@ func (b *builder) materialize(arena string) *Element {
 			next += be.nchild
 		}
 	}
-	stack := b.mstack[:0]
 	for _, it := range b.items {
-		switch it.kind {
-		case itemStart:
-			if len(stack) > 0 {
-				parent := &elems[stack[len(stack)-1]]
-				parent.Children = append(parent.Children, Node{Elem: &elems[it.idx]})
-			}
-			stack = append(stack, it.idx)
-		case itemText:
-			parent := &elems[stack[len(stack)-1]]
+		parent := &elems[it.parent]
+		if it.idx >= 0 {
+			parent.Children = append(parent.Children, Node{Elem: &elems[it.idx]})
+		} else {
 			parent.Children = append(parent.Children, Node{Text: b.str(arena, it.s)})
-		case itemEnd:
-			stack = stack[:len(stack)-1]
 		}
 	}
-	b.mstack = stack[:0]
 	return &elems[0]
 }
 

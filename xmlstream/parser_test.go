@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -47,46 +48,16 @@ func feedChunks(mode Mode, lim Limits, chunks ...[]byte) ([]string, error) {
 }
 
 // checkSplits parses input whole, split in two at every position, and one
-// byte at a time, and requires the same events and error every time.
+// byte at a time (checkEverySplit), requires the same events and error
+// every time, and returns them rendered.
 func checkSplits(t *testing.T, mode Mode, lim Limits, input []byte) ([]string, error) {
 	t.Helper()
-	want, wantErr := feedChunks(mode, lim, input)
-	same := func(how string, got []string, err error) {
-		t.Helper()
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("%s: events differ\n got %q\nwant %q", how, got, want)
-		}
-		if fmt.Sprint(err) != fmt.Sprint(wantErr) {
-			t.Fatalf("%s: error %v, want %v", how, err, wantErr)
-		}
+	evs, err := checkEverySplit(t, mode, lim, input)
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = render(ev)
 	}
-	for k := 1; k < len(input); k++ {
-		if !splitHere(k, len(input)) {
-			continue
-		}
-		got, err := feedChunks(mode, lim, input[:k], input[k:])
-		same(fmt.Sprintf("split at %d", k), got, err)
-	}
-	bytewise := make([][]byte, len(input))
-	for k := range input {
-		bytewise[k] = input[k : k+1]
-	}
-	got, err := feedChunks(mode, lim, bytewise...)
-	same("one byte at a time", got, err)
-	return want, wantErr
-}
-
-// splitHere says whether to test the split at k of an input of n bytes:
-// every position of inputs up to a few KiB (1 KiB under the race
-// detector, which is far slower), and for longer ones the first and last
-// 512 positions and every 7th in between. Feeding one byte at a time
-// still covers every position of every input.
-func splitHere(k, n int) bool {
-	limit := 4096
-	if raceEnabled {
-		limit = 1024
-	}
-	return n <= limit || k < 512 || k > n-512 || k%7 == 0
+	return out, err
 }
 
 func TestStreamEvents(t *testing.T) {
@@ -400,6 +371,68 @@ func TestLimitReportedEarly(t *testing.T) {
 	}
 }
 
+// TestEachLimitReportedEarly: every limit is reported as soon as the input
+// passes it, before the rest of the element has been fed: the parser is
+// given only the start of an oversized element (cut before the text run,
+// attribute value, start tag or nesting ends) and must fail at once, at
+// the byte that passed the limit, and the same start followed by 10 MiB of
+// input must fail at the same byte.
+func TestEachLimitReportedEarly(t *testing.T) {
+	lim := Limits{MaxElementBytes: 1 << 30, MaxTextBytes: 100, MaxAttrBytes: 50, MaxDepth: 8, MaxAttrs: 5}
+	attrs := func(n int) string {
+		var sb strings.Builder
+		for i := range n {
+			fmt.Fprintf(&sb, " a%d='v'", i)
+		}
+		return sb.String()
+	}
+	tests := []struct {
+		name, start string
+		over        int    // offset in start of the byte that passes the limit
+		more        string // repeated to make the rest of the input
+	}{
+		{"text", "<message><body>" + strings.Repeat("t", 150), len("<message><body>") + 100, "t"},
+		{"text with references", "<message><body>" + strings.Repeat("&amp;", 150), len("<message><body>") + 100*5 + 4, "&amp;"},
+		{"CDATA", "<message><body><![CDATA[" + strings.Repeat("c", 150), len("<message><body><![CDATA[") + 100, "c"},
+		{"attribute value", "<message to='" + strings.Repeat("v", 80), len("<message to='") + 50, "v"},
+		{"depth", strings.Repeat("<a>", 12), 8*3 + 1, "<a>"}, // at the name of the ninth
+		{"attributes", "<message" + attrs(8), len("<message" + attrs(5) + " "), " b='v'"},
+		{"element name", "<message><" + strings.Repeat("n", 1500), len("<message><") + 1024, "n"},
+		{"attribute name", "<message " + strings.Repeat("n", 1500), len("<message ") + 1024, "n"},
+		{"end tag name", "<message></" + strings.Repeat("n", 1500), len("<message></") + 1024, "n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			check := func(how string, rest []byte) {
+				t.Helper()
+				p := NewParser(ModeStream, lim)
+				p.Feed([]byte(testHeader))
+				if ev, err := p.Next(); err != nil || ev.Kind != EventStreamOpen {
+					t.Fatal(ev.Kind, err)
+				}
+				input := append([]byte(tc.start), rest...)
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				p.Feed(input)
+				ev, err := p.Next()
+				runtime.ReadMemStats(&after)
+				if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<10 {
+					t.Errorf("%s: %d bytes allocated: the rest of the input was buffered", how, grew)
+				}
+				var perr *Error
+				if !errors.As(err, &perr) || perr.Condition != CondPolicyViolation {
+					t.Fatalf("%s: Next = %v, %v; want policy-violation before the rest is fed", how, ev.Kind, err)
+				}
+				if at := perr.Offset - int64(len(testHeader)); at > int64(tc.over) {
+					t.Fatalf("%s: reported at byte %d of the element, after the limit was passed (%d)", how, at, tc.over)
+				}
+			}
+			check("start only", nil)
+			check("start and 10 MiB", bytes.Repeat([]byte(tc.more), 10<<20/len(tc.more)))
+		})
+	}
+}
+
 func TestErrorIsSticky(t *testing.T) {
 	p := NewParser(ModeStream, Limits{})
 	p.Feed([]byte(testHeader + "<a></b>"))
@@ -470,16 +503,13 @@ func wrap(content []byte) []byte {
 	return append(append([]byte(testHeader), content...), "</stream:stream>"...)
 }
 
-// TestCorpusSplits feeds every corpus file whole, split at every position and
-// one byte at a time.
+// TestCorpusSplits feeds every corpus file, the benchmark files included,
+// whole, split in two at every position and one byte at a time.
 func TestCorpusSplits(t *testing.T) {
 	for name, data := range corpus(t) {
-		if len(data) > 8<<10 {
-			continue // the large benchmark files are covered by TestCorpusRoundTrip
-		}
 		t.Run(filepath.Base(name), func(t *testing.T) {
 			t.Parallel()
-			got, err := checkSplits(t, ModeStream, Limits{}, wrap(data))
+			got, err := checkSplits(t, ModeStream, Limits{MaxElementBytes: 1 << 20}, wrap(data))
 			if err != nil {
 				t.Fatal(err)
 			}

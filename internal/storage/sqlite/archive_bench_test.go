@@ -17,7 +17,7 @@ import (
 
 // archiveSize is the size of the benchmark archive; MEERKAT_BENCH_ARCHIVE
 // changes it (the 1,000,000 of docs/benchmarks.md takes about a minute
-// to fill).
+// to fill). Under -short (the CI smoke run, make bench-smoke) it is 20,000.
 func archiveSize(b *testing.B) int {
 	if v := os.Getenv("MEERKAT_BENCH_ARCHIVE"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -25,6 +25,9 @@ func archiveSize(b *testing.B) int {
 			b.Fatalf("MEERKAT_BENCH_ARCHIVE=%q: want a number of at least 1000", v)
 		}
 		return n
+	}
+	if testing.Short() {
+		return 20_000
 	}
 	return 1_000_000
 }
