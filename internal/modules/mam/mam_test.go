@@ -459,68 +459,113 @@ func TestStoryPreferences(t *testing.T) {
 	})
 }
 
-// TestStoryArchiveAgreesWithDelivery: users exchange messages at random;
-// each archive holds exactly what its user sent and received.
+// TestStoryArchiveAgreesWithDelivery: users with two resources each
+// exchange messages at random, to bare and to full JIDs; each archive
+// holds exactly what its user sent and received, once per account however
+// many resources got it, under the stanza ID its resources got, and as
+// they got it.
 func TestStoryArchiveAgreesWithDelivery(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t)
-	story.Run(t, srv, story.Users{"a": 1, "b": 1, "c": 1, "d": 1}, func(u0, u1, u2, u3 *story.Client) {
-		users := []*story.Client{u0, u1, u2, u3}
+	story.Run(t, srv, story.Users{"a": 2, "b": 2, "c": 2}, func(a1, a2, b1, b2, c1, c2 *story.Client) {
+		accounts := [][]*story.Client{{a1, a2}, {b1, b2}, {c1, c2}}
+		all := []*story.Client{a1, a2, b1, b2, c1, c2}
 		type entry struct {
 			peer     string
 			outgoing bool
 		}
-		want := map[*story.Client]map[string]entry{}
-		for _, u := range users {
-			want[u] = map[string]entry{}
+		want := map[jid.JID]map[string]entry{}
+		for _, acct := range accounts {
+			want[acct[0].Bare()] = map[string]entry{}
 		}
-		received := map[*story.Client]int{}
 		rng := rand.New(rand.NewPCG(1, 2))
 		for i := range 60 {
-			from := users[rng.IntN(4)]
-			to := users[rng.IntN(4)]
-			if to == from {
+			from := all[rng.IntN(len(all))]
+			to := accounts[rng.IntN(len(accounts))]
+			if to[0].Bare() == from.Bare() {
 				continue
 			}
 			body := fmt.Sprintf("msg %d", i)
-			var addr story.Addr = to.Bare()
+			var addr story.Addr = to[0].Bare()
 			if i%2 == 0 {
-				addr = to.JID()
+				addr = to[rng.IntN(2)].JID()
 			}
 			from.Send(story.Chat(addr, body))
-			want[from][body] = entry{to.Bare().String(), true}
-			want[to][body] = entry{from.Bare().String(), false}
-			received[to]++
+			want[from.Bare()][body] = entry{to[0].Bare().String(), true}
+			want[to[0].Bare()][body] = entry{from.Bare().String(), false}
 		}
-		for _, u := range users {
-			got := u.Collect(received[u])
-			for _, m := range got {
-				if stanzaID(t, m, u.Bare()) == "" {
-					t.Errorf("%s got a message without its stanza-id: %s", u.Name(), m)
+		// Each client's stanzas are routed in order: its ping's answer
+		// means its messages were handed to their recipients' sessions;
+		// then a message to itself comes after all of them.
+		for _, c := range all {
+			c.IQ(story.Ping(nil))
+		}
+		delivered := map[jid.JID]map[string][]*xmlstream.Element{} // account → body → copies
+		for _, c := range all {
+			c.Send(story.Chat(c.JID(), "sync"))
+			c.Expect(story.IsChat("sync"))
+			if delivered[c.Bare()] == nil {
+				delivered[c.Bare()] = map[string][]*xmlstream.Element{}
+			}
+			for _, p := range c.Pending() {
+				if body := p.El.ChildText("body", stanza.NSClient); p.El.Name == "message" && body != "sync" && body != "" {
+					delivered[c.Bare()][body] = append(delivered[c.Bare()][body], p.El)
 				}
 			}
 		}
-		for _, u := range users {
-			p := query(t, u, story.MAMQuery{Max: 250})
-			if len(p.msgs) != len(want[u]) {
-				t.Errorf("%s: %d archived, want %d", u.Name(), len(p.msgs), len(want[u]))
-			}
-			for _, m := range p.msgs {
+		for _, acct := range accounts {
+			u := acct[0]
+			p := query(t, u, story.MAMQuery{Max: 250, With: nil})
+			got := 0
+			for i, m := range p.msgs {
 				body := m.ChildText("body", stanza.NSClient)
-				w, ok := want[u][body]
+				if body == "sync" {
+					continue
+				}
+				got++
+				w, ok := want[u.Bare()][body]
 				from, _ := jid.Parse(m.Attr("from"))
 				to, _ := jid.Parse(m.Attr("to"))
 				switch {
 				case !ok:
-					t.Errorf("%s: unexpected archived %s", u.Name(), m)
+					t.Errorf("%s: unexpected archived %s", u.Bare(), m)
 				case w.outgoing && (from.Bare() != u.Bare() || to.Bare().String() != w.peer):
-					t.Errorf("%s: outgoing %q archived as %s", u.Name(), body, m)
+					t.Errorf("%s: outgoing %q archived as %s", u.Bare(), body, m)
 				case !w.outgoing && (to.Bare() != u.Bare() || from.Bare().String() != w.peer):
-					t.Errorf("%s: incoming %q archived as %s", u.Name(), body, m)
+					t.Errorf("%s: incoming %q archived as %s", u.Bare(), body, m)
+				case !w.outgoing:
+					copies := delivered[u.Bare()][body]
+					if len(copies) == 0 {
+						t.Errorf("%s: %q archived but never delivered", u.Bare(), body)
+					}
+					for _, c := range copies {
+						if id := stanzaID(t, c, u.Bare()); id != p.uids[i] {
+							t.Errorf("%s: %q delivered with stanza-id %q, archived as %q", u.Bare(), body, id, p.uids[i])
+						}
+						if clean := withoutStanzaIDs(c); !xmlstream.Equal(clean, m) {
+							t.Errorf("%s: delivered\n%s\narchived\n%s", u.Bare(), clean, m)
+						}
+					}
 				}
+			}
+			if got != len(want[u.Bare()]) {
+				t.Errorf("%s: %d archived, want %d (once per account)", u.Bare(), got, len(want[u.Bare()]))
 			}
 		}
 	})
+}
+
+// withoutStanzaIDs is el without its <stanza-id/> children.
+func withoutStanzaIDs(el *xmlstream.Element) *xmlstream.Element {
+	c := el.ShallowCopy()
+	c.Children = c.Children[:0]
+	for _, n := range el.Children {
+		if n.Elem != nil && n.Elem.Name == "stanza-id" && n.Elem.NS == NSSID {
+			continue
+		}
+		c.Children = append(c.Children, n)
+	}
+	return c
 }
 
 // TestStoryAckedIsArchived: when the server acknowledges a message

@@ -67,6 +67,12 @@ func TestStoryMUCLightRoomArchive(t *testing.T) {
 		for _, c := range []*story.Client{alice, bob, carol} {
 			c.Expect(story.IsMUCLightNotice(room, story.NSMUCLightAffiliations))
 		}
+		// A configuration change: notified, not archived ("Nothing else is
+		// archived").
+		story.AssertStanza(t, alice.IQ(story.MUCLightConfigSet(room, story.MUCLightField{Name: "subject", Value: "history"})), story.IsIQ("result"))
+		for _, c := range []*story.Client{alice, bob, carol} {
+			c.Expect(story.IsMUCLightNotice(room, story.NSMUCLightConfiguration))
+		}
 		bob.Send(story.Groupchat(room, "welcome carol"))
 		for _, c := range []*story.Client{alice, bob, carol} {
 			c.Expect(story.IsRoomMessage(room, bob, "welcome carol"))
@@ -106,7 +112,8 @@ func TestStoryMUCLightRoomArchive(t *testing.T) {
 			t.Errorf("archive id %q, stanza-id the members got %q", ids[1], stanzaIDs[0])
 		}
 		// 3. carol's arrival, 4. bob's message.
-		if x := msgs[2].Child("x", story.NSMUCLightAffiliations); x == nil || x.ChildText("user", story.NSMUCLightAffiliations) != carol.Bare().String() {
+		if x := msgs[2].Child("x", story.NSMUCLightAffiliations); x == nil || x.ChildText("user", story.NSMUCLightAffiliations) != carol.Bare().String() ||
+			x.ChildText("version", story.NSMUCLightAffiliations) == "" || x.Child("prev-version", story.NSMUCLightAffiliations) != nil {
 			t.Errorf("archived membership change: %s", msgs[2])
 		}
 		if msgs[3].ChildText("body", stanza.NSClient) != "welcome carol" {
