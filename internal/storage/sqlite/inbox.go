@@ -110,7 +110,9 @@ func (s *Store) UpdateInbox(ctx context.Context, u storage.InboxUpdate) error {
 }
 
 // ApplyInbox implements storage.InboxStore: one transaction, the upsert
-// prepared once.
+// prepared once, and successive updates of one entry merged into one
+// write (a conversation in full swing updates its two entries with every
+// message; a batch holds many of them).
 func (s *Store) ApplyInbox(ctx context.Context, ops []storage.InboxOp) error {
 	if len(ops) == 0 {
 		return nil
@@ -122,24 +124,28 @@ func (s *Store) ApplyInbox(ctx context.Context, ops []storage.InboxOp) error {
 	}
 	defer tx.Rollback()
 	var upsert *sql.Stmt
-	for _, op := range ops {
-		u := op.Update
-		switch op.Kind {
+	for _, w := range mergeInboxOps(ops) {
+		u := w.op.Update
+		switch w.op.Kind {
 		case storage.InboxOpUpdate:
 			if upsert == nil {
-				if upsert, err = tx.PrepareContext(ctx, inboxUpsert); err != nil {
+				if upsert, err = tx.PrepareContext(ctx, inboxMergedUpsert); err != nil {
 					return fail(err)
 				}
 				defer upsert.Close()
 			}
-			_, err = upsert.ExecContext(ctx, inboxUpsertArgs(u)...)
+			reset := 0
+			if w.reset {
+				reset = 1
+			}
+			_, err = upsert.ExecContext(ctx, u.Owner.String(), u.With.Bare().String(), u.Stamp.UnixMicro(), w.add, inboxJoinIDs(u.MessageIDs), u.Message, reset)
 		case storage.InboxOpReset:
-			q, args := inboxReset(u.Owner, u.With, op.MarkerID)
+			q, args := inboxReset(u.Owner, u.With, w.op.MarkerID)
 			_, err = tx.ExecContext(ctx, q, args...)
 		case storage.InboxOpRemove:
 			_, err = tx.ExecContext(ctx, inboxRemove, u.Owner.String(), u.With.Bare().String())
 		default:
-			err = fmt.Errorf("unknown inbox write %d", op.Kind)
+			err = fmt.Errorf("unknown inbox write %d", w.op.Kind)
 		}
 		if err != nil {
 			return fail(fmt.Errorf("%s for %s: %w", u.Owner, u.With, err))
@@ -149,6 +155,60 @@ func (s *Store) ApplyInbox(ctx context.Context, ops []storage.InboxOp) error {
 		return fail(err)
 	}
 	return nil
+}
+
+// inboxMergedUpsert writes the merge of successive updates of an entry:
+// the last message, and the unread count reset to ?4 (?7 = 1) or raised
+// by ?4; a new entry starts at ?4 either way.
+const inboxMergedUpsert = `INSERT INTO inbox (owner, peer, stamp, unread, box, box_since, muted_until, msg_ids, message)
+		VALUES (?1, ?2, ?3, ?4, 'inbox', ?3, 0, ?5, ?6)
+		ON CONFLICT (owner, peer) DO UPDATE SET
+			stamp = excluded.stamp, message = excluded.message, msg_ids = excluded.msg_ids,
+			unread = CASE ?7 WHEN 1 THEN ?4 ELSE unread + ?4 END,
+			box_since = CASE WHEN box IN ('archive', 'bin') THEN excluded.stamp ELSE box_since END,
+			box = CASE WHEN box IN ('archive', 'bin') THEN 'inbox' ELSE box END`
+
+// mergedInboxOp is an op of a batch, an update standing for a run of
+// updates of one entry: its last message, and their effect on the
+// unread count (reset first when one of them reset it, then add).
+type mergedInboxOp struct {
+	op    storage.InboxOp
+	reset bool
+	add   int
+}
+
+type inboxKey struct{ owner, with string }
+
+// mergeInboxOps folds each update into the previous update of the same
+// entry unless a reset or a removal of that entry came in between. Ops
+// on different entries commute, so moving a later update into an earlier
+// one's place changes nothing.
+func mergeInboxOps(ops []storage.InboxOp) []mergedInboxOp {
+	out := make([]mergedInboxOp, 0, len(ops))
+	pending := make(map[inboxKey]int, len(ops))
+	for _, op := range ops {
+		k := inboxKey{op.Update.Owner.String(), op.Update.With.Bare().String()}
+		if op.Kind != storage.InboxOpUpdate {
+			delete(pending, k)
+			out = append(out, mergedInboxOp{op: op})
+			continue
+		}
+		i, ok := pending[k]
+		if !ok {
+			i = len(out)
+			pending[k] = i
+			out = append(out, mergedInboxOp{})
+		}
+		m := &out[i]
+		m.op = op
+		switch op.Update.Unread {
+		case storage.UnreadIncrement:
+			m.add++
+		case storage.UnreadReset:
+			m.reset, m.add = true, 0
+		}
+	}
+	return out
 }
 
 func inboxWhere(q storage.InboxQuery) (string, []any) {
