@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meerkat-xmpp/meerkat/dataform"
 	"github.com/meerkat-xmpp/meerkat/internal/servertest"
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
 	"github.com/meerkat-xmpp/meerkat/jid"
@@ -99,26 +100,70 @@ func TestStoryInboxDisco(t *testing.T) {
 	})
 }
 
-// TestStoryInboxQueryForm: the IQ get returns the fetch form with
-// FORM_TYPE and every field, configured boxes among the box options.
+// TestStoryInboxQueryForm: the IQ get returns the fetch form (spec
+// "Query form"): FORM_TYPE, and exactly the fields start, end, order
+// (asc or desc, desc by default), hidden_read, box (all, the reserved
+// boxes and the configured ones) and archive, with their types.
 func TestStoryInboxQueryForm(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t, servertest.Modules("[modules.inbox]\nboxes = [\"favourites\"]"))
 	story.Run(t, srv, story.Users{"alice": 1}, func(alice *story.Client) {
 		res := alice.IQ(story.InboxForm())
 		story.AssertStanza(t, res, story.IsIQ("result"))
-		x := res.Child("query", nsInbox).Child("x", stanza.NSDataForms)
-		if x == nil || x.Attr("type") != "form" {
-			t.Fatalf("no form: %s", res)
-		}
-		s := x.String()
-		for _, want := range []string{nsInbox, "var='start'", "var='end'", "var='order'", "var='hidden_read'", "var='box'", "var='archive'",
-			"<value>all</value>", "<value>inbox</value>", "<value>archive</value>", "<value>bin</value>", "<value>favourites</value>", "<value>asc</value>"} {
-			if !strings.Contains(s, want) {
-				t.Errorf("form without %s: %s", want, s)
-			}
-		}
+		checkForm(t, res.Child("query", nsInbox), dataform.TypeForm, []formField{
+			{dataform.FormTypeVar, dataform.Hidden, []string{nsInbox}, nil},
+			{"start", dataform.TextSingle, nil, nil},
+			{"end", dataform.TextSingle, nil, nil},
+			{"order", dataform.ListSingle, []string{"desc"}, []string{"asc", "desc"}},
+			{"hidden_read", dataform.Boolean, []string{"false"}, nil},
+			{"box", dataform.ListSingle, []string{"all"}, []string{"all", "inbox", "archive", "bin", "favourites"}},
+			{"archive", dataform.Boolean, nil, nil},
+		})
 	})
+}
+
+// formField is what checkForm compares of a field: var, type, values and
+// the values of the options (labels are for people).
+type formField struct {
+	Var, Type string
+	Values    []string
+	Options   []string
+}
+
+// checkForm parses the one data form in parent and compares its type and
+// fields, in order, with want.
+func checkForm(t *testing.T, parent *xmlstream.Element, typ string, want []formField) {
+	t.Helper()
+	if parent == nil {
+		t.Fatal("no payload")
+	}
+	var forms []*xmlstream.Element
+	for c := range parent.Elements() {
+		if c.Name == "x" && c.NS == dataform.NS {
+			forms = append(forms, c)
+		}
+	}
+	if len(forms) != 1 {
+		t.Fatalf("%d forms in %s", len(forms), parent)
+	}
+	f, err := dataform.Parse(forms[0])
+	if err != nil {
+		t.Fatalf("%v: %s", err, forms[0])
+	}
+	if f.Type != typ {
+		t.Errorf("form type %q, want %q", f.Type, typ)
+	}
+	var got []formField
+	for _, fl := range f.Fields {
+		g := formField{Var: fl.Var, Type: fl.Type, Values: fl.Values}
+		for _, o := range fl.Options {
+			g.Options = append(g.Options, o.Value)
+		}
+		got = append(got, g)
+	}
+	if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+		t.Errorf("fields\n got %q\nwant %q\nin %s", got, want, forms[0])
+	}
 }
 
 // TestStoryInboxBasics: a conversation appears in both inboxes with its
@@ -335,6 +380,24 @@ func TestStoryInboxFilters(t *testing.T) {
 		if p := peers(alice.Bare(), es); p != "dave carol bob" {
 			t.Errorf("before overrides end: %q", p)
 		}
+		es, _ = alice.FetchInbox(story.InboxQuery{Start: all[1].Stamp, After: stanza.FormatTime(all[3].Stamp)})
+		if p := peers(alice.Bare(), es); p != "eve dave carol" {
+			t.Errorf("after overrides start: %q", p)
+		}
+		es, _ = alice.FetchInbox(story.InboxQuery{Order: "asc", Start: all[1].Stamp, After: stanza.FormatTime(all[3].Stamp)})
+		if p := peers(alice.Bare(), es); p != "carol dave eve" {
+			t.Errorf("after overrides start, oldest first: %q", p)
+		}
+		// Each marker overrides its own bound only: after and end, before
+		// and start.
+		es, _ = alice.FetchInbox(story.InboxQuery{End: all[1].Stamp, After: stanza.FormatTime(all[3].Stamp)})
+		if p := peers(alice.Bare(), es); p != "dave carol" {
+			t.Errorf("after with end: %q", p)
+		}
+		es, _ = alice.FetchInbox(story.InboxQuery{Start: all[2].Stamp, Before: stanza.FormatTime(all[0].Stamp)})
+		if p := peers(alice.Bare(), es); p != "dave carol" {
+			t.Errorf("before with start: %q", p)
+		}
 		// <max>0</max>: the count only (XEP-0059 §2.6).
 		es, fin = alice.FetchInbox(story.InboxQuery{MaxZero: true})
 		if len(es) != 0 || fin.Child("set", stanza.NSRSM).ChildText("count", stanza.NSRSM) != "4" {
@@ -473,14 +536,17 @@ func TestStoryInboxEntryProperties(t *testing.T) {
 	story.Run(t, srv, story.Users{"alice": 2, "bob": 1}, func(alice1, alice2, bob *story.Client) {
 		exchange(t, bob, alice1, "one")
 		exchange(t, bob, alice1, "two")
+		exchange(t, bob, alice1, "three")
 
 		form := alice1.IQ(story.InboxEntryGet(nil, false))
-		s := form.String()
-		for _, want := range []string{story.NSInboxConversation, "var='archive'", "var='read'", "var='mute'", "var='box'"} {
-			if !strings.Contains(s, want) {
-				t.Errorf("form without %s: %s", want, s)
-			}
-		}
+		story.AssertStanza(t, form, story.IsIQ("result"))
+		checkForm(t, form.Child("query", story.NSInboxConversation), dataform.TypeForm, []formField{
+			{dataform.FormTypeVar, dataform.Hidden, []string{story.NSInboxConversation}, nil},
+			{"archive", dataform.Boolean, []string{"false"}, nil},
+			{"read", dataform.Boolean, []string{"false"}, nil},
+			{"mute", dataform.TextSingle, []string{"0"}, nil},
+			{"box", dataform.ListSingle, []string{"inbox"}, []string{"inbox", "archive", "bin"}},
+		})
 		q := alice1.IQ(story.InboxEntryGet(bob.Bare(), false)).Child("query", story.NSInboxConversation)
 		prop := func(q *xmlstream.Element, name string) string { return q.ChildText(name, story.NSInboxConversation) }
 		if q == nil || prop(q, "box") != "inbox" || prop(q, "archive") != "false" || prop(q, "mute") != "0" || prop(q, "read") != "false" {
@@ -491,8 +557,20 @@ func TestStoryInboxEntryProperties(t *testing.T) {
 		}
 		q = alice1.IQ(story.InboxEntryGet(bob.Bare(), true)).Child("query", story.NSInboxConversation)
 		fwd := q.Child("forwarded", stanza.NSForward)
-		if fwd == nil || fwd.Child("delay", stanza.NSDelay) == nil || fwd.Child("message", stanza.NSClient).ChildText("body", stanza.NSClient) != "two" {
+		if fwd == nil || fwd.Child("delay", stanza.NSDelay) == nil || fwd.Child("message", stanza.NSClient).ChildText("body", stanza.NSClient) != "three" {
 			t.Errorf("complete: %s", q)
+		}
+
+		// read=false leaves an unread count above 0 as it is: 3 stays 3.
+		r := alice1.IQ(story.InboxEntrySet(bob.Bare(), story.InboxProp("read", "false")))
+		story.AssertStanza(t, r, story.IsIQ("result"))
+		if prop(r.Child("query", story.NSInboxConversation), "read") != "false" {
+			t.Errorf("read=false on 3 unread: %s", r)
+		}
+		alice1.Expect(story.IsInboxEntryPush(bob.Bare()))
+		alice2.Expect(story.IsInboxEntryPush(bob.Bare()))
+		if es, _ := alice1.FetchInbox(story.InboxQuery{}); len(es) != 1 || es[0].Unread != 3 {
+			t.Errorf("after read=false on 3 unread: %+v", es)
 		}
 
 		// read, then the push to both resources before the result.
@@ -518,8 +596,8 @@ func TestStoryInboxEntryProperties(t *testing.T) {
 			t.Errorf("read=false: %s", res)
 		}
 		es, _ = alice1.FetchInbox(story.InboxQuery{})
-		if es[0].Unread != 1 {
-			t.Errorf("after read=false: %+v", es)
+		if len(es) != 1 || es[0].Unread != 1 {
+			t.Fatalf("after read=false on 0 unread: %+v", es)
 		}
 		// mute for an hour: an RFC 3339 time about an hour away.
 		before := time.Now()
