@@ -230,13 +230,21 @@ func TestStoryInboxContentOnly(t *testing.T) {
 	srv := servertest.Start(t)
 	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) {
 		exchange(t, alice, bob, "content")
+		// A normal message with a body is one too.
+		alice.Send(story.Message(stanza.MessageNormal, bob.Bare(), "normal"))
+		bob.Expect(story.IsMessageType(stanza.MessageNormal))
+		es, _ := bob.FetchInbox(story.InboxQuery{})
+		if len(es) != 1 || es[0].Unread != 2 || es[0].Body() != "normal" {
+			t.Fatalf("bob's inbox after a normal message: %+v", es)
+		}
+		exchange(t, alice, bob, "content")
 		alice.Send(story.Message(stanza.MessageChat, bob.Bare(), "").AddChild(xmlstream.NewElement("composing", stanza.NSChatStates)))
 		alice.Send(story.Message(stanza.MessageHeadline, bob.Bare(), "a headline"))
 		alice.Send(story.Message(stanza.MessageChat, bob.Bare(), "").AddChild(xmlstream.NewElement("received", "urn:xmpp:receipts").SetAttr("id", "x")))
 		flush(t, alice)
 		bob.Expect(story.IsMessageType(stanza.MessageHeadline))
-		es, _ := bob.FetchInbox(story.InboxQuery{})
-		if len(es) != 1 || es[0].Unread != 1 || es[0].Body() != "content" {
+		es, _ = bob.FetchInbox(story.InboxQuery{})
+		if len(es) != 1 || es[0].Unread != 3 || es[0].Body() != "content" {
 			t.Errorf("bob's inbox: %+v", es)
 		}
 		// A message to oneself is no conversation.
@@ -579,11 +587,21 @@ func TestStoryInboxEntryProperties(t *testing.T) {
 		got := alice1.Collect(2)
 		story.AssertStanza(t, got[0], story.IsInboxEntryPush(bob.Bare()), story.IsFrom(alice1.Bare()), story.IsTo(alice1.Bare()))
 		story.AssertStanza(t, got[1], story.IsIQResult(iq.Attr("id")))
-		if x := got[0].Child("x", story.NSInboxConversation); prop(x, "read") != "true" || prop(x, "box") != "inbox" {
+		// The push carries the entry's full properties, the result the same.
+		x, r := got[0].Child("x", story.NSInboxConversation), got[1].Child("query", story.NSInboxConversation)
+		if x == nil || r == nil {
+			t.Fatalf("push %s\nresult %s", got[0], got[1])
+		}
+		if names(x) != "box archive mute read" || prop(x, "read") != "true" || prop(x, "box") != "inbox" || prop(x, "archive") != "false" || prop(x, "mute") != "0" {
 			t.Errorf("push: %s", got[0])
 		}
-		if r := got[1].Child("query", story.NSInboxConversation); prop(r, "read") != "true" || prop(r, "mute") != "0" {
+		if names(r) != names(x) {
 			t.Errorf("result: %s", got[1])
+		}
+		for _, name := range []string{"box", "archive", "mute", "read"} {
+			if prop(r, name) != prop(x, name) {
+				t.Errorf("%s: %q in the result, %q in the push", name, prop(r, name), prop(x, name))
+			}
 		}
 		alice2.Expect(story.IsInboxEntryPush(bob.Bare()))
 		es, _ := alice1.FetchInbox(story.InboxQuery{})
@@ -622,6 +640,15 @@ func TestStoryInboxEntryProperties(t *testing.T) {
 			t.Errorf("unmute and archive: %s", res)
 		}
 	})
+}
+
+// names lists the names of el's children.
+func names(el *xmlstream.Element) string {
+	var out []string
+	for c := range el.Elements() {
+		out = append(out, c.Name)
+	}
+	return strings.Join(out, " ")
 }
 
 // TestStoryInboxErrors: bad forms, RSM, properties and unknown entries.
@@ -766,6 +793,54 @@ func TestStoryInboxMUCLight(t *testing.T) {
 		routeRoomMessage(t, srv, room, "nick", alice, "classic")
 		if _, ok := entry(); ok {
 			t.Fatal("classic MUC message counted")
+		}
+	})
+}
+
+// TestStoryInboxMUCLightOptions: the configuration turns off room
+// messages (groupchat = []), entries for being added (aff_changes) and
+// removing the entry on being removed or the room's destruction
+// (remove_on_kicked).
+func TestStoryInboxMUCLightOptions(t *testing.T) {
+	t.Parallel()
+	affs := func(who story.Addr, aff string) *xmlstream.Element {
+		return xmlstream.NewElement("x", "urn:xmpp:muclight:0#affiliations").AddChild(
+			xmlstream.NewElement("user", "urn:xmpp:muclight:0#affiliations").SetAttr("affiliation", aff).AddText(who.String()))
+	}
+	rooms := func(alice *story.Client) string {
+		t.Helper()
+		es, _ := alice.FetchInbox(story.InboxQuery{})
+		var out []string
+		for _, e := range es {
+			out = append(out, strings.SplitN(e.With(alice.Bare()), "@", 2)[0])
+		}
+		return strings.Join(out, " ")
+	}
+	srv := servertest.Start(t, servertest.Modules("[modules.inbox]\ngroupchat = []"))
+	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) {
+		room := jid.MustParse("room@muclight." + srv.Domain())
+		routeRoomMessage(t, srv, room, bob.Bare().String(), alice, "hello room")
+		if got := rooms(alice); got != "" {
+			t.Errorf("groupchat = []: %q", got)
+		}
+	})
+	srv = servertest.Start(t, servertest.Modules("[modules.inbox]\naff_changes = false\nremove_on_kicked = false"))
+	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) {
+		room := jid.MustParse("room@muclight." + srv.Domain())
+		other := jid.MustParse("other@muclight." + srv.Domain())
+		routeRoomMessage(t, srv, room, "", alice, "", affs(alice.Bare(), "member"))
+		if got := rooms(alice); got != "" {
+			t.Fatalf("aff_changes = false: %q", got)
+		}
+		routeRoomMessage(t, srv, room, bob.Bare().String(), alice, "hello room")
+		routeRoomMessage(t, srv, other, bob.Bare().String(), alice, "hello other")
+		if got := rooms(alice); got != "other room" {
+			t.Fatalf("room messages: %q", got)
+		}
+		routeRoomMessage(t, srv, room, "", alice, "", affs(alice.Bare(), "none"))
+		routeRoomMessage(t, srv, other, "", alice, "", xmlstream.NewElement("x", "urn:xmpp:muclight:0#destroy"))
+		if got := rooms(alice); got != "other room" {
+			t.Errorf("remove_on_kicked = false: %q", got)
 		}
 	})
 }
