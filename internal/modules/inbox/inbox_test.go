@@ -94,7 +94,14 @@ func TestStoryInboxDisco(t *testing.T) {
 	srv := servertest.Start(t)
 	story.Run(t, srv, story.Users{"alice": 1}, func(alice *story.Client) {
 		info := alice.IQ(story.DiscoInfo(story.RawAddr(srv.Domain()), ""))
-		if !strings.Contains(info.String(), "var='"+nsInbox+"'") {
+		story.AssertStanza(t, info, story.IsIQ("result"))
+		found := false
+		if q := info.Child("query", "http://jabber.org/protocol/disco#info"); q != nil {
+			for c := range q.Elements() {
+				found = found || c.Name == "feature" && c.Attr("var") == nsInbox
+			}
+		}
+		if !found {
 			t.Errorf("inbox not advertised: %s", info)
 		}
 	})
