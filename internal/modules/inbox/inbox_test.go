@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meerkat-xmpp/meerkat/dataform"
 	"github.com/meerkat-xmpp/meerkat/internal/servertest"
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
 	"github.com/meerkat-xmpp/meerkat/jid"
@@ -93,32 +94,83 @@ func TestStoryInboxDisco(t *testing.T) {
 	srv := servertest.Start(t)
 	story.Run(t, srv, story.Users{"alice": 1}, func(alice *story.Client) {
 		info := alice.IQ(story.DiscoInfo(story.RawAddr(srv.Domain()), ""))
-		if !strings.Contains(info.String(), "var='"+nsInbox+"'") {
+		story.AssertStanza(t, info, story.IsIQ("result"))
+		found := false
+		if q := info.Child("query", "http://jabber.org/protocol/disco#info"); q != nil {
+			for c := range q.Elements() {
+				found = found || c.Name == "feature" && c.Attr("var") == nsInbox
+			}
+		}
+		if !found {
 			t.Errorf("inbox not advertised: %s", info)
 		}
 	})
 }
 
-// TestStoryInboxQueryForm: the IQ get returns the fetch form with
-// FORM_TYPE and every field, configured boxes among the box options.
+// TestStoryInboxQueryForm: the IQ get returns the fetch form (spec
+// "Query form"): FORM_TYPE, and exactly the fields start, end, order
+// (asc or desc, desc by default), hidden_read, box (all, the reserved
+// boxes and the configured ones) and archive, with their types.
 func TestStoryInboxQueryForm(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t, servertest.Modules("[modules.inbox]\nboxes = [\"favourites\"]"))
 	story.Run(t, srv, story.Users{"alice": 1}, func(alice *story.Client) {
 		res := alice.IQ(story.InboxForm())
 		story.AssertStanza(t, res, story.IsIQ("result"))
-		x := res.Child("query", nsInbox).Child("x", stanza.NSDataForms)
-		if x == nil || x.Attr("type") != "form" {
-			t.Fatalf("no form: %s", res)
-		}
-		s := x.String()
-		for _, want := range []string{nsInbox, "var='start'", "var='end'", "var='order'", "var='hidden_read'", "var='box'", "var='archive'",
-			"<value>all</value>", "<value>inbox</value>", "<value>archive</value>", "<value>bin</value>", "<value>favourites</value>", "<value>asc</value>"} {
-			if !strings.Contains(s, want) {
-				t.Errorf("form without %s: %s", want, s)
-			}
-		}
+		checkForm(t, res.Child("query", nsInbox), dataform.TypeForm, []formField{
+			{dataform.FormTypeVar, dataform.Hidden, []string{nsInbox}, nil},
+			{"start", dataform.TextSingle, nil, nil},
+			{"end", dataform.TextSingle, nil, nil},
+			{"order", dataform.ListSingle, []string{"desc"}, []string{"asc", "desc"}},
+			{"hidden_read", dataform.Boolean, []string{"false"}, nil},
+			{"box", dataform.ListSingle, []string{"all"}, []string{"all", "inbox", "archive", "bin", "favourites"}},
+			{"archive", dataform.Boolean, nil, nil},
+		})
 	})
+}
+
+// formField is what checkForm compares of a field: var, type, values and
+// the values of the options (labels are for people).
+type formField struct {
+	Var, Type string
+	Values    []string
+	Options   []string
+}
+
+// checkForm parses the one data form in parent and compares its type and
+// fields, in order, with want.
+func checkForm(t *testing.T, parent *xmlstream.Element, typ string, want []formField) {
+	t.Helper()
+	if parent == nil {
+		t.Fatal("no payload")
+	}
+	var forms []*xmlstream.Element
+	for c := range parent.Elements() {
+		if c.Name == "x" && c.NS == dataform.NS {
+			forms = append(forms, c)
+		}
+	}
+	if len(forms) != 1 {
+		t.Fatalf("%d forms in %s", len(forms), parent)
+	}
+	f, err := dataform.Parse(forms[0])
+	if err != nil {
+		t.Fatalf("%v: %s", err, forms[0])
+	}
+	if f.Type != typ {
+		t.Errorf("form type %q, want %q", f.Type, typ)
+	}
+	var got []formField
+	for _, fl := range f.Fields {
+		g := formField{Var: fl.Var, Type: fl.Type, Values: fl.Values}
+		for _, o := range fl.Options {
+			g.Options = append(g.Options, o.Value)
+		}
+		got = append(got, g)
+	}
+	if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+		t.Errorf("fields\n got %q\nwant %q\nin %s", got, want, forms[0])
+	}
 }
 
 // TestStoryInboxBasics: a conversation appears in both inboxes with its
@@ -185,13 +237,21 @@ func TestStoryInboxContentOnly(t *testing.T) {
 	srv := servertest.Start(t)
 	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) {
 		exchange(t, alice, bob, "content")
+		// A normal message with a body is one too.
+		alice.Send(story.Message(stanza.MessageNormal, bob.Bare(), "normal"))
+		bob.Expect(story.IsMessageType(stanza.MessageNormal))
+		es, _ := bob.FetchInbox(story.InboxQuery{})
+		if len(es) != 1 || es[0].Unread != 2 || es[0].Body() != "normal" {
+			t.Fatalf("bob's inbox after a normal message: %+v", es)
+		}
+		exchange(t, alice, bob, "content")
 		alice.Send(story.Message(stanza.MessageChat, bob.Bare(), "").AddChild(xmlstream.NewElement("composing", stanza.NSChatStates)))
 		alice.Send(story.Message(stanza.MessageHeadline, bob.Bare(), "a headline"))
 		alice.Send(story.Message(stanza.MessageChat, bob.Bare(), "").AddChild(xmlstream.NewElement("received", "urn:xmpp:receipts").SetAttr("id", "x")))
 		flush(t, alice)
 		bob.Expect(story.IsMessageType(stanza.MessageHeadline))
-		es, _ := bob.FetchInbox(story.InboxQuery{})
-		if len(es) != 1 || es[0].Unread != 1 || es[0].Body() != "content" {
+		es, _ = bob.FetchInbox(story.InboxQuery{})
+		if len(es) != 1 || es[0].Unread != 3 || es[0].Body() != "content" {
 			t.Errorf("bob's inbox: %+v", es)
 		}
 		// A message to oneself is no conversation.
@@ -335,6 +395,24 @@ func TestStoryInboxFilters(t *testing.T) {
 		if p := peers(alice.Bare(), es); p != "dave carol bob" {
 			t.Errorf("before overrides end: %q", p)
 		}
+		es, _ = alice.FetchInbox(story.InboxQuery{Start: all[1].Stamp, After: stanza.FormatTime(all[3].Stamp)})
+		if p := peers(alice.Bare(), es); p != "eve dave carol" {
+			t.Errorf("after overrides start: %q", p)
+		}
+		es, _ = alice.FetchInbox(story.InboxQuery{Order: "asc", Start: all[1].Stamp, After: stanza.FormatTime(all[3].Stamp)})
+		if p := peers(alice.Bare(), es); p != "carol dave eve" {
+			t.Errorf("after overrides start, oldest first: %q", p)
+		}
+		// Each marker overrides its own bound only: after and end, before
+		// and start.
+		es, _ = alice.FetchInbox(story.InboxQuery{End: all[1].Stamp, After: stanza.FormatTime(all[3].Stamp)})
+		if p := peers(alice.Bare(), es); p != "dave carol" {
+			t.Errorf("after with end: %q", p)
+		}
+		es, _ = alice.FetchInbox(story.InboxQuery{Start: all[2].Stamp, Before: stanza.FormatTime(all[0].Stamp)})
+		if p := peers(alice.Bare(), es); p != "dave carol" {
+			t.Errorf("before with start: %q", p)
+		}
 		// <max>0</max>: the count only (XEP-0059 §2.6).
 		es, fin = alice.FetchInbox(story.InboxQuery{MaxZero: true})
 		if len(es) != 0 || fin.Child("set", stanza.NSRSM).ChildText("count", stanza.NSRSM) != "4" {
@@ -473,14 +551,17 @@ func TestStoryInboxEntryProperties(t *testing.T) {
 	story.Run(t, srv, story.Users{"alice": 2, "bob": 1}, func(alice1, alice2, bob *story.Client) {
 		exchange(t, bob, alice1, "one")
 		exchange(t, bob, alice1, "two")
+		exchange(t, bob, alice1, "three")
 
 		form := alice1.IQ(story.InboxEntryGet(nil, false))
-		s := form.String()
-		for _, want := range []string{story.NSInboxConversation, "var='archive'", "var='read'", "var='mute'", "var='box'"} {
-			if !strings.Contains(s, want) {
-				t.Errorf("form without %s: %s", want, s)
-			}
-		}
+		story.AssertStanza(t, form, story.IsIQ("result"))
+		checkForm(t, form.Child("query", story.NSInboxConversation), dataform.TypeForm, []formField{
+			{dataform.FormTypeVar, dataform.Hidden, []string{story.NSInboxConversation}, nil},
+			{"archive", dataform.Boolean, []string{"false"}, nil},
+			{"read", dataform.Boolean, []string{"false"}, nil},
+			{"mute", dataform.TextSingle, []string{"0"}, nil},
+			{"box", dataform.ListSingle, []string{"inbox"}, []string{"inbox", "archive", "bin"}},
+		})
 		q := alice1.IQ(story.InboxEntryGet(bob.Bare(), false)).Child("query", story.NSInboxConversation)
 		prop := func(q *xmlstream.Element, name string) string { return q.ChildText(name, story.NSInboxConversation) }
 		if q == nil || prop(q, "box") != "inbox" || prop(q, "archive") != "false" || prop(q, "mute") != "0" || prop(q, "read") != "false" {
@@ -491,8 +572,20 @@ func TestStoryInboxEntryProperties(t *testing.T) {
 		}
 		q = alice1.IQ(story.InboxEntryGet(bob.Bare(), true)).Child("query", story.NSInboxConversation)
 		fwd := q.Child("forwarded", stanza.NSForward)
-		if fwd == nil || fwd.Child("delay", stanza.NSDelay) == nil || fwd.Child("message", stanza.NSClient).ChildText("body", stanza.NSClient) != "two" {
+		if fwd == nil || fwd.Child("delay", stanza.NSDelay) == nil || fwd.Child("message", stanza.NSClient).ChildText("body", stanza.NSClient) != "three" {
 			t.Errorf("complete: %s", q)
+		}
+
+		// read=false leaves an unread count above 0 as it is: 3 stays 3.
+		r := alice1.IQ(story.InboxEntrySet(bob.Bare(), story.InboxProp("read", "false")))
+		story.AssertStanza(t, r, story.IsIQ("result"))
+		if prop(r.Child("query", story.NSInboxConversation), "read") != "false" {
+			t.Errorf("read=false on 3 unread: %s", r)
+		}
+		alice1.Expect(story.IsInboxEntryPush(bob.Bare()))
+		alice2.Expect(story.IsInboxEntryPush(bob.Bare()))
+		if es, _ := alice1.FetchInbox(story.InboxQuery{}); len(es) != 1 || es[0].Unread != 3 {
+			t.Errorf("after read=false on 3 unread: %+v", es)
 		}
 
 		// read, then the push to both resources before the result.
@@ -501,11 +594,21 @@ func TestStoryInboxEntryProperties(t *testing.T) {
 		got := alice1.Collect(2)
 		story.AssertStanza(t, got[0], story.IsInboxEntryPush(bob.Bare()), story.IsFrom(alice1.Bare()), story.IsTo(alice1.Bare()))
 		story.AssertStanza(t, got[1], story.IsIQResult(iq.Attr("id")))
-		if x := got[0].Child("x", story.NSInboxConversation); prop(x, "read") != "true" || prop(x, "box") != "inbox" {
+		// The push carries the entry's full properties, the result the same.
+		x, r := got[0].Child("x", story.NSInboxConversation), got[1].Child("query", story.NSInboxConversation)
+		if x == nil || r == nil {
+			t.Fatalf("push %s\nresult %s", got[0], got[1])
+		}
+		if names(x) != "box archive mute read" || prop(x, "read") != "true" || prop(x, "box") != "inbox" || prop(x, "archive") != "false" || prop(x, "mute") != "0" {
 			t.Errorf("push: %s", got[0])
 		}
-		if r := got[1].Child("query", story.NSInboxConversation); prop(r, "read") != "true" || prop(r, "mute") != "0" {
+		if names(r) != names(x) {
 			t.Errorf("result: %s", got[1])
+		}
+		for _, name := range []string{"box", "archive", "mute", "read"} {
+			if prop(r, name) != prop(x, name) {
+				t.Errorf("%s: %q in the result, %q in the push", name, prop(r, name), prop(x, name))
+			}
 		}
 		alice2.Expect(story.IsInboxEntryPush(bob.Bare()))
 		es, _ := alice1.FetchInbox(story.InboxQuery{})
@@ -518,8 +621,8 @@ func TestStoryInboxEntryProperties(t *testing.T) {
 			t.Errorf("read=false: %s", res)
 		}
 		es, _ = alice1.FetchInbox(story.InboxQuery{})
-		if es[0].Unread != 1 {
-			t.Errorf("after read=false: %+v", es)
+		if len(es) != 1 || es[0].Unread != 1 {
+			t.Fatalf("after read=false on 0 unread: %+v", es)
 		}
 		// mute for an hour: an RFC 3339 time about an hour away.
 		before := time.Now()
@@ -544,6 +647,15 @@ func TestStoryInboxEntryProperties(t *testing.T) {
 			t.Errorf("unmute and archive: %s", res)
 		}
 	})
+}
+
+// names lists the names of el's children.
+func names(el *xmlstream.Element) string {
+	var out []string
+	for c := range el.Elements() {
+		out = append(out, c.Name)
+	}
+	return strings.Join(out, " ")
 }
 
 // TestStoryInboxErrors: bad forms, RSM, properties and unknown entries.
@@ -688,6 +800,54 @@ func TestStoryInboxMUCLight(t *testing.T) {
 		routeRoomMessage(t, srv, room, "nick", alice, "classic")
 		if _, ok := entry(); ok {
 			t.Fatal("classic MUC message counted")
+		}
+	})
+}
+
+// TestStoryInboxMUCLightOptions: the configuration turns off room
+// messages (groupchat = []), entries for being added (aff_changes) and
+// removing the entry on being removed or the room's destruction
+// (remove_on_kicked).
+func TestStoryInboxMUCLightOptions(t *testing.T) {
+	t.Parallel()
+	affs := func(who story.Addr, aff string) *xmlstream.Element {
+		return xmlstream.NewElement("x", "urn:xmpp:muclight:0#affiliations").AddChild(
+			xmlstream.NewElement("user", "urn:xmpp:muclight:0#affiliations").SetAttr("affiliation", aff).AddText(who.String()))
+	}
+	rooms := func(alice *story.Client) string {
+		t.Helper()
+		es, _ := alice.FetchInbox(story.InboxQuery{})
+		var out []string
+		for _, e := range es {
+			out = append(out, strings.SplitN(e.With(alice.Bare()), "@", 2)[0])
+		}
+		return strings.Join(out, " ")
+	}
+	srv := servertest.Start(t, servertest.Modules("[modules.inbox]\ngroupchat = []"))
+	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) {
+		room := jid.MustParse("room@muclight." + srv.Domain())
+		routeRoomMessage(t, srv, room, bob.Bare().String(), alice, "hello room")
+		if got := rooms(alice); got != "" {
+			t.Errorf("groupchat = []: %q", got)
+		}
+	})
+	srv = servertest.Start(t, servertest.Modules("[modules.inbox]\naff_changes = false\nremove_on_kicked = false"))
+	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) {
+		room := jid.MustParse("room@muclight." + srv.Domain())
+		other := jid.MustParse("other@muclight." + srv.Domain())
+		routeRoomMessage(t, srv, room, "", alice, "", affs(alice.Bare(), "member"))
+		if got := rooms(alice); got != "" {
+			t.Fatalf("aff_changes = false: %q", got)
+		}
+		routeRoomMessage(t, srv, room, bob.Bare().String(), alice, "hello room")
+		routeRoomMessage(t, srv, other, bob.Bare().String(), alice, "hello other")
+		if got := rooms(alice); got != "other room" {
+			t.Fatalf("room messages: %q", got)
+		}
+		routeRoomMessage(t, srv, room, "", alice, "", affs(alice.Bare(), "none"))
+		routeRoomMessage(t, srv, other, "", alice, "", xmlstream.NewElement("x", "urn:xmpp:muclight:0#destroy"))
+		if got := rooms(alice); got != "other room" {
+			t.Errorf("remove_on_kicked = false: %q", got)
 		}
 	})
 }

@@ -186,6 +186,26 @@ func TestBinJanitor(t *testing.T) {
 	}
 }
 
+// TestMuteValue: a mute is reported as the time it ends while it lasts,
+// 0 once it has ended (and when there is none).
+func TestMuteValue(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		until time.Time
+		want  string
+	}{
+		{time.Time{}, "0"},
+		{now.Add(-time.Second), "0"},
+		{now, "0"},
+		{now.Add(time.Microsecond), "2026-05-01T12:00:00.000001Z"},
+		{now.Add(time.Hour), "2026-05-01T13:00:00Z"},
+	} {
+		if got := muteValue(storage.InboxEntry{MutedUntil: tc.until}, now); got != tc.want {
+			t.Errorf("muted until %v: %q, want %q", tc.until, got, tc.want)
+		}
+	}
+}
+
 // TestStartWithoutStore: a backend without inboxes is a start error.
 func TestStartWithoutStore(t *testing.T) {
 	err := New(DefaultConfig()).Start(context.Background(), &module.Env{Hooks: &module.Hooks{}, Store: struct{}{}})

@@ -160,6 +160,29 @@ func testInbox(t *testing.T, b storage.Backend) {
 	if e, err = s.SetInboxProperties(ctx, alice, room, storage.InboxProperties{Read: &yes}, at(9)); err != nil || e.Unread != 0 {
 		t.Fatalf("read=true: %+v %v", e, err)
 	}
+	// read=false leaves a count above 1 as it is (not 1), and sets 0 to 1.
+	erin := jid.MustParse("erin@example.com")
+	for i := range 3 {
+		update(alice, erin, 9, storage.UnreadIncrement, fmt.Sprint("e", i))
+	}
+	if e, err = s.SetInboxProperties(ctx, alice, erin, storage.InboxProperties{Read: &no}, at(9)); err != nil || e.Unread != 3 {
+		t.Fatalf("read=false on a count of 3 keeps it: %+v %v", e, err)
+	}
+	if e := entry(alice, erin); e.Unread != 3 {
+		t.Fatalf("read=false on a count of 3, stored: %+v", e)
+	}
+	if e, err = s.SetInboxProperties(ctx, alice, erin, storage.InboxProperties{Read: &no, Box: str(storage.BoxArchive)}, at(9)); err != nil || e.Unread != 3 || e.Box != storage.BoxArchive {
+		t.Fatalf("read=false with a box on a count of 3: %+v %v", e, err)
+	}
+	if e, err = s.SetInboxProperties(ctx, alice, erin, storage.InboxProperties{Read: &yes}, at(9)); err != nil || e.Unread != 0 {
+		t.Fatalf("read=true on a count of 3: %+v %v", e, err)
+	}
+	if e, err = s.SetInboxProperties(ctx, alice, erin, storage.InboxProperties{Read: &no}, at(9)); err != nil || e.Unread != 1 || entry(alice, erin).Unread != 1 {
+		t.Fatalf("read=false on a count of 0: %+v %v", e, err)
+	}
+	if err := s.RemoveInboxEntry(ctx, alice, erin); err != nil {
+		t.Fatal(err)
+	}
 	if e, err = s.SetInboxProperties(ctx, alice, room, storage.InboxProperties{}, at(9)); err != nil || e.With != room {
 		t.Fatalf("no change: %+v %v", e, err)
 	}
