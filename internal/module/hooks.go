@@ -168,6 +168,14 @@ type SessionHook func(ctx context.Context, s Session)
 // UserHook is told about an account (a bare JID), for instance its removal.
 type UserHook func(ctx context.Context, user jid.JID)
 
+// RosterItemHook adds to a roster item (RFC 6121 §2.1.2) of user's roster
+// as the roster module serializes it, for a roster get or a push: an
+// extension child such as MUC Light's <version/>. It must be quick (it
+// runs for every item of a roster get), must only add attributes or
+// children (never change or remove what is there), and must add the same
+// thing for the same state, since the roster version covers what it adds.
+type RosterItemHook func(ctx context.Context, user jid.JID, item *xmlstream.Element)
+
 // NonzaHandler handles a first-level element that is not a stanza (CSI's
 // <active/>, for instance) on an established session.
 type NonzaHandler func(ctx context.Context, s Session, el *xmlstream.Element)
@@ -322,6 +330,12 @@ type Hooks struct {
 	ServerItems HookList[DiscoItem]
 	// AccountFeatures are the disco#info features of accounts' bare JIDs.
 	AccountFeatures HookList[string]
+	// RosterItem runs for every <item/> the roster module serializes (in
+	// roster results, interim pushes and pushes), so that another module
+	// adds what it keeps about the contact without the two importing each
+	// other (Prosody's "roster-get" event). What the hooks add is part of
+	// the roster version (see the roster module's README).
+	RosterItem HookList[RosterItemHook]
 
 	mu     sync.Mutex
 	iqs    atomic.Pointer[map[string]ownedIQ]
@@ -434,6 +448,7 @@ func (h *Hooks) RemoveOwner(owner string) {
 	h.ServerIdentities.RemoveOwner(owner)
 	h.ServerItems.RemoveOwner(owner)
 	h.AccountFeatures.RemoveOwner(owner)
+	h.RosterItem.RemoveOwner(owner)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if p := h.iqs.Load(); p != nil {
@@ -518,6 +533,9 @@ func (h *Hooks) Owners() map[string]bool {
 		add(x.Owner)
 	}
 	for _, x := range h.AccountFeatures.Hooks() {
+		add(x.Owner)
+	}
+	for _, x := range h.RosterItem.Hooks() {
 		add(x.Owner)
 	}
 	if p := h.iqs.Load(); p != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/meerkat-xmpp/meerkat/jid"
 	"github.com/meerkat-xmpp/meerkat/stanza"
 	"github.com/meerkat-xmpp/meerkat/xmlstream"
 )
@@ -71,8 +72,13 @@ func TestIQRegistry(t *testing.T) {
 	}
 	h.ServerFeatures.Add("m", 0, "urn:x")
 	h.SessionOpened.Add("m", 0, func(context.Context, Session) {})
-	if !h.Owners()["m"] {
+	h.RosterItem.Add("r", 0, func(context.Context, jid.JID, *xmlstream.Element) {})
+	if !h.Owners()["m"] || !h.Owners()["r"] {
 		t.Fatal("owner not listed")
+	}
+	h.RemoveOwner("r")
+	if h.RosterItem.Len() != 0 || h.Owners()["r"] {
+		t.Fatal("RosterItem hook left behind")
 	}
 	h.RemoveOwner("m")
 	if len(h.Owners()) != 0 || h.IQHandler(stanza.IQGet, TargetBare, "urn:x") != nil || h.NonzaHandler("active", "urn:xmpp:csi:0") != nil {

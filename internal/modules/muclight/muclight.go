@@ -197,6 +197,11 @@ func (m *MUCLight) Start(ctx context.Context, env *module.Env) error {
 	// The account's memberships end with it, with the notifications a
 	// leave makes, while its data is still there.
 	env.Hooks.UserRemoving.Add(env.Owner, 0, m.userRemoving)
+	if m.roster != nil {
+		// The rooms' items of a roster get carry the room's version
+		// (muclight.md "Roster integration").
+		env.Hooks.RosterItem.Add(env.Owner, 0, m.rosterItem)
+	}
 	return nil
 }
 

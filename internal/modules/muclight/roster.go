@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
@@ -16,7 +17,9 @@ import (
 // rooms_in_rosters, a local member has the room in its roster as an item
 // with subscription 'to', group urn:xmpp:muclight:0 and the room name,
 // stored in the roster itself (so roster versioning covers it) and pushed
-// to the member's sessions with a <version/> child.
+// to the member's sessions with a <version/> child. The roster module
+// serializes the items of roster gets (and its own pushes): the
+// RosterItem hook (rosterItem) adds the <version/> there.
 
 var rosterPushSeq atomic.Uint64
 
@@ -64,5 +67,39 @@ func (m *MUCLight) rosterPush(user jid.JID, item *xmlstream.Element, ver int64) 
 	for _, s := range m.host.Sessions(user) {
 		id := "muclight-push-" + strconv.FormatUint(rosterPushSeq.Add(1), 36)
 		s.Deliver(stanza.NewIQ(stanza.IQSet, id, s.JID(), jid.JID{}, q))
+	}
+}
+
+// rosterItem is the RosterItem hook: an item of the service's rooms in
+// the muclight group gets the room's current <version/> when user is a
+// member. Other items cost a map lookup; a room's, a cache lookup
+// (storage on a miss).
+func (m *MUCLight) rosterItem(ctx context.Context, user jid.JID, item *xmlstream.Element) {
+	raw := item.Attr("jid")
+	at := strings.IndexByte(raw, '@')
+	if at < 0 || !m.services[raw[at+1:]] || item.Child("version", stanza.NSRoster) != nil {
+		return
+	}
+	inGroup := false
+	for g := range item.ChildrenNamed("group", stanza.NSRoster) {
+		inGroup = inGroup || g.Text() == NS
+	}
+	if !inGroup {
+		return
+	}
+	j, err := jid.Parse(raw)
+	if err != nil {
+		return
+	}
+	r, err := m.load(ctx, j)
+	if err != nil {
+		m.log.Error("muclight: roster item", "user", user.String(), "room", raw, "error", err)
+		return
+	}
+	if r == nil {
+		return
+	}
+	if _, member := r.aff[user]; member {
+		item.AddChild(textElement("version", stanza.NSRoster, r.Version))
 	}
 }

@@ -18,6 +18,12 @@ import (
 // (the "interim roster pushes"); otherwise it is the whole roster with its
 // version. The answer is sent under the user's lock, before any push of a
 // later change.
+//
+// When RosterItem hooks are attached, what they add to the items is part
+// of the version ("counter.fingerprint", see formatVersion): a versioned
+// get then reads the whole roster to compute the fingerprint, and a
+// client whose fingerprint differs (or has none) gets the whole roster,
+// since the server cannot tell which items' additions changed.
 func (r *Roster) get(ctx context.Context, iq *module.IQ) (*xmlstream.Element, error) {
 	q := iq.Payload()
 	if q.Child("item", NS) != nil {
@@ -32,32 +38,67 @@ func (r *Roster) get(ctx context.Context, iq *module.IQ) (*xmlstream.Element, er
 	mu := r.lock(user)
 	defer mu.Unlock()
 	s.SetValue(interestedKey{}, true)
+	var (
+		items   []storage.RosterItem
+		version int64
+		loaded  bool
+		els     []*xmlstream.Element
+		fp      fingerprint
+	)
+	load := func() error {
+		var err error
+		if items, version, err = r.store.Roster(ctx, user); err != nil {
+			return err
+		}
+		loaded = true
+		els = make([]*xmlstream.Element, len(items))
+		for i, it := range items {
+			var extra string
+			els[i], extra = r.render(ctx, user, it)
+			fp.add(it.Contact, extra)
+		}
+		return nil
+	}
 	if ver := q.Attr("ver"); ver != "" {
-		if since, err := strconv.ParseInt(ver, 10, 64); err == nil {
-			changes, _, ok, err := r.store.RosterChanges(ctx, user, since)
-			if err != nil {
-				return nil, err
+		if since, clientFP, ok := parseVersion(ver); ok {
+			if r.hooks.RosterItem.Len() > 0 {
+				if err := load(); err != nil {
+					return nil, err
+				}
+				ok = clientFP == fp.String()
+			} else {
+				ok = clientFP == ""
+			}
+			var changes []storage.RosterChange
+			if ok {
+				var err error
+				if changes, _, ok, err = r.store.RosterChanges(ctx, user, since); err != nil {
+					return nil, err
+				}
 			}
 			if ok && r.pushesAreSmaller(ctx, user, len(changes)) {
 				s.Deliver(iq.Result(nil))
+				suffix := fp.String()
 				for _, c := range changes {
 					if c.Removed {
-						r.pushTo(s, removedElement(c.Item.Contact), c.Item.Version)
+						r.pushVer(s, removedElement(c.Item.Contact), formatVersion(c.Item.Version, suffix))
 					} else {
-						r.pushTo(s, itemElement(c.Item), c.Item.Version)
+						el, _ := r.render(ctx, user, c.Item)
+						r.pushVer(s, el, formatVersion(c.Item.Version, suffix))
 					}
 				}
 				return nil, module.ErrReplied
 			}
 		}
 	}
-	items, version, err := r.store.Roster(ctx, user)
-	if err != nil {
-		return nil, err
+	if !loaded {
+		if err := load(); err != nil {
+			return nil, err
+		}
 	}
-	res := xmlstream.NewElement("query", NS).SetAttr("ver", versionString(version))
-	for _, it := range items {
-		res.AddChild(itemElement(it))
+	res := xmlstream.NewElement("query", NS).SetAttr("ver", formatVersion(version, fp.String()))
+	for _, el := range els {
+		res.AddChild(el)
 	}
 	s.Deliver(iq.Result(res))
 	return nil, module.ErrReplied
@@ -156,7 +197,7 @@ func (r *Roster) set(ctx context.Context, iq *module.IQ) (*xmlstream.Element, er
 		return nil, err
 	}
 	if changed {
-		r.pushItem(user, it, v, iq.Session)
+		r.pushItem(ctx, user, it, v, iq.Session)
 	}
 	return nil, nil
 }

@@ -12,9 +12,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/fnv"
 	"hash/maphash"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -88,6 +91,7 @@ type Roster struct {
 	cfg   Config
 	host  module.Host
 	store Store
+	hooks *module.Hooks
 	log   *slog.Logger
 
 	// locks serialize the changes of one user's roster: read, decide,
@@ -111,7 +115,7 @@ func (r *Roster) Start(_ context.Context, env *module.Env) error {
 	if !ok {
 		return fmt.Errorf("roster: the storage backend has no roster store")
 	}
-	r.host, r.store, r.log = env.Host, st, env.Logger
+	r.host, r.store, r.hooks, r.log = env.Host, st, env.Hooks, env.Logger
 	r.seed = maphash.MakeSeed()
 	h, owner := env.Hooks, env.Owner
 	forbidden := func(context.Context, *module.IQ) (*xmlstream.Element, error) {
@@ -177,6 +181,89 @@ func itemElement(it storage.RosterItem) *xmlstream.Element {
 	return el
 }
 
+// render renders a roster item of user's roster and runs the RosterItem
+// hooks on it (another module's extension children, MUC Light's
+// <version/>). It returns what the hooks added, serialized ("" when
+// nothing): the roster version covers it (see fingerprint).
+func (r *Roster) render(ctx context.Context, user jid.JID, it storage.RosterItem) (*xmlstream.Element, string) {
+	el := itemElement(it)
+	hooks := r.hooks.RosterItem.Hooks()
+	if len(hooks) == 0 {
+		return el, ""
+	}
+	na, nc := len(el.Attrs), len(el.Children)
+	for _, h := range hooks {
+		h.Fn(ctx, user, el)
+	}
+	if len(el.Attrs) == na && len(el.Children) == nc {
+		return el, ""
+	}
+	var b []byte
+	for _, a := range el.Attrs[na:] {
+		b = append(b, a.NS...)
+		b = append(b, ' ')
+		b = append(b, a.Name...)
+		b = append(b, '=')
+		b = append(b, a.Value...)
+		b = append(b, 0)
+	}
+	for _, c := range el.Children[nc:] {
+		if c.Elem != nil {
+			b = c.Elem.AppendXML(b, xmlstream.Scope{})
+		} else {
+			b = append(b, c.Text...)
+		}
+	}
+	return el, string(b)
+}
+
+// fingerprint digests what the RosterItem hooks add to the items of a
+// roster ("" when they add nothing), for the roster version: a room's
+// version can change without a change of the stored item, and a client
+// that cached the roster must not keep the old one (RFC 6121 §2.6: the
+// version changes whenever the roster does).
+type fingerprint struct {
+	h   hash.Hash64
+	any bool
+}
+
+func (f *fingerprint) add(contact jid.JID, extra string) {
+	if extra == "" {
+		return
+	}
+	if f.h == nil {
+		f.h = fnv.New64a()
+	}
+	f.any = true
+	f.h.Write([]byte(contact.String()))
+	f.h.Write([]byte{0})
+	f.h.Write([]byte(extra))
+	f.h.Write([]byte{0})
+}
+
+func (f *fingerprint) String() string {
+	if !f.any {
+		return ""
+	}
+	return fmt.Sprintf("%016x", f.h.Sum64())
+}
+
+// formatVersion renders a roster version: the counter of the stored
+// roster, then, when hooks add to its items, "." and their fingerprint.
+func formatVersion(v int64, fp string) string {
+	if fp == "" {
+		return versionString(v)
+	}
+	return versionString(v) + "." + fp
+}
+
+// parseVersion reads what formatVersion wrote.
+func parseVersion(ver string) (v int64, fp string, ok bool) {
+	num, fp, _ := strings.Cut(ver, ".")
+	v, err := strconv.ParseInt(num, 10, 64)
+	return v, fp, err == nil
+}
+
 func removedElement(contact jid.JID) *xmlstream.Element {
 	return xmlstream.NewElement("item", NS).SetAttr("jid", contact.String()).SetAttr("subscription", "remove")
 }
@@ -186,7 +273,12 @@ func versionString(v int64) string { return strconv.FormatInt(v, 10) }
 // pushTo sends a roster push (RFC 6121 §2.1.6) of one item at version v
 // to one session.
 func (r *Roster) pushTo(s module.Session, item *xmlstream.Element, v int64) {
-	q := xmlstream.NewElement("query", NS).SetAttr("ver", versionString(v)).AddChild(item)
+	r.pushVer(s, item, versionString(v))
+}
+
+// pushVer sends a roster push with the version ver.
+func (r *Roster) pushVer(s module.Session, item *xmlstream.Element, ver string) {
+	q := xmlstream.NewElement("query", NS).SetAttr("ver", ver).AddChild(item)
 	id := "push" + strconv.FormatUint(r.pushID.Add(1), 36)
 	s.Deliver(stanza.NewIQ(stanza.IQSet, id, s.JID(), jid.JID{}, q))
 }
@@ -203,14 +295,18 @@ func (r *Roster) push(user jid.JID, item *xmlstream.Element, v int64, also modul
 }
 
 // pushItem pushes an entry after a change: a removal when it is hidden
-// (it left the roster).
-func (r *Roster) pushItem(user jid.JID, it storage.RosterItem, v int64, also module.Session) {
+// (it left the roster). The push carries the counter alone: the
+// fingerprint of what hooks add would take reading the whole roster, and
+// a client that stores a version without one gets the whole roster at
+// its next versioned get when hooks add to its items (see get).
+func (r *Roster) pushItem(ctx context.Context, user jid.JID, it storage.RosterItem, v int64, also module.Session) {
 	if it.Hidden {
 		r.push(user, removedElement(it.Contact), v, also)
 		return
 	}
 	it.Version = v
-	r.push(user, itemElement(it), v, also)
+	el, _ := r.render(ctx, user, it)
+	r.push(user, el, v, also)
 }
 
 // entry loads the (user, contact) entry, nil when there is none.

@@ -116,7 +116,7 @@ func (r *Roster) apply(ctx context.Context, user jid.JID, old *storage.RosterIte
 		return err
 	}
 	if changed {
-		r.pushItem(user, p.entry, v, nil)
+		r.pushItem(ctx, user, p.entry, v, nil)
 	}
 	return nil
 }
