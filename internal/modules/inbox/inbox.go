@@ -10,7 +10,7 @@
 // recipient's (one more unread); a MUC Light room message every member's;
 // a chat marker (XEP-0333) the user sends resets the count. Queries,
 // entry properties and the bin are IQs (iq.go). Writes are batched
-// (writer.go) and durable before the server acknowledges a stanza
+// (writer.go, on internal/batch) and durable before the server acknowledges a stanza
 // (XEP-0198) or answers an inbox read.
 package inbox
 
@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/meerkat-xmpp/meerkat/internal/config"
+	"github.com/meerkat-xmpp/meerkat/internal/batch"
 	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
 	"github.com/meerkat-xmpp/meerkat/jid"
@@ -159,7 +160,7 @@ type Inbox struct {
 	markers map[string]bool
 	mucl    bool
 
-	writer *writer // nil with writes = "sync"
+	writer *batch.Writer[storage.InboxOp] // nil with writes = "sync"
 	stamps stamps
 
 	stop chan struct{}
@@ -192,16 +193,16 @@ func (ib *Inbox) Start(ctx context.Context, env *module.Env) error {
 		ib.log = slog.Default()
 	}
 	if ib.cfg.Writes != WritesSync {
-		ib.writer = newWriter(ib.store, ib.log)
+		ib.writer = newWriter(ib.store, ib.log, func() time.Time { return ib.stamps.next(ib.now()) })
 		// What the client sent is durable before the server says it
 		// has it (XEP-0198 <a/>), and an account's queued writes land
 		// before its data is deleted.
-		env.Hooks.BeforeAck.Add(env.Owner, 0, func(ctx context.Context, _ module.Session) { ib.writer.sync(ctx) })
-		env.Hooks.UserRemoving.Add(env.Owner, 0, func(ctx context.Context, _ jid.JID) { ib.writer.sync(ctx) })
+		env.Hooks.BeforeAck.Add(env.Owner, 0, func(ctx context.Context, _ module.Session) { ib.writer.Wait(ctx) })
+		env.Hooks.UserRemoving.Add(env.Owner, 0, func(ctx context.Context, _ jid.JID) { ib.writer.Wait(ctx) })
 		// A write queued between that wait and the deletion would
 		// leave an entry behind.
 		env.Hooks.UserRemoved.Add(env.Owner, 0, func(ctx context.Context, user jid.JID) {
-			ib.writer.sync(ctx)
+			ib.writer.Wait(ctx)
 			if err := ib.store.RemoveInbox(ctx, user); err != nil {
 				ib.log.Error("inbox: removing the inbox of a removed account", "user", user.String(), "error", err)
 			}
@@ -238,7 +239,7 @@ func (ib *Inbox) Stop() error {
 		ib.stop = nil
 	}
 	if ib.writer != nil {
-		ib.writer.close()
+		ib.writer.Close()
 	}
 	return nil
 }
@@ -247,7 +248,7 @@ func (ib *Inbox) Stop() error {
 // a read sees them.
 func (ib *Inbox) syncWrites(ctx context.Context) {
 	if ib.writer != nil {
-		ib.writer.sync(ctx)
+		ib.writer.Wait(ctx)
 	}
 }
 

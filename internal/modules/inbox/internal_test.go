@@ -320,16 +320,16 @@ func (s failingStore) ApplyInbox(ctx context.Context, ops []storage.InboxOp) err
 func TestWriterBadWrite(t *testing.T) {
 	ctx := context.Background()
 	store := openStore(t)
-	w := newWriter(failingStore{store}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var last time.Time
+	w := newWriter(failingStore{store}, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { last = last.Add(time.Second); return last })
 	alice := jid.MustParse("alice@x")
 	var ops []storage.InboxOp
 	for _, p := range []string{"a@x", "bad@x", "b@x"} {
 		ops = append(ops, storage.InboxOp{Update: storage.InboxUpdate{Owner: alice, With: jid.MustParse(p), Message: "<message/>"}})
 	}
-	var last time.Time
-	w.add(func() time.Time { last = last.Add(time.Second); return last }, ops...)
-	w.sync(ctx)
-	w.close()
+	w.Add(ops...)
+	w.Wait(ctx)
+	w.Close()
 	es, err := store.QueryInbox(ctx, storage.InboxQuery{Owner: alice, Ascending: true})
 	if err != nil || len(es) != 2 || es[0].With.String() != "a@x" || es[1].With.String() != "b@x" {
 		t.Fatalf("%+v %v", es, err)
@@ -348,48 +348,41 @@ func (s blockingStore) ApplyInbox(ctx context.Context, ops []storage.InboxOp) er
 }
 
 // TestWriterFull: with the database stalled, queueing past maxQueue
-// waits; everything is committed once it goes on.
+// waits (internal/batch tests the waiting itself); everything is
+// committed once it goes on, with stamps in queue order.
 func TestWriterFull(t *testing.T) {
 	ctx := context.Background()
 	store := openStore(t)
 	release := make(chan struct{})
-	w := newWriter(blockingStore{store, release}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var ss stamps
+	w := newWriter(blockingStore{store, release}, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return ss.next(time.Now()) })
 	alice := jid.MustParse("alice@x")
 	op := func(i int) storage.InboxOp {
 		return storage.InboxOp{Update: storage.InboxUpdate{Owner: alice, With: jid.MustParse(fmt.Sprintf("p%d@x", i%100)), Message: "<message/>"}}
 	}
-	var ss stamps
-	stamp := func() time.Time { return ss.next(time.Now()) }
-	// The writer takes a first batch and stalls on it; the queue fills
-	// up to the limit without waiting.
-	for i := 0; ; i++ {
-		w.mu.Lock()
-		n := len(w.queue)
-		w.mu.Unlock()
-		if n >= maxQueue {
-			break
-		}
-		w.add(stamp, op(i))
-	}
 	done := make(chan struct{})
 	go func() {
-		w.add(stamp, op(0))
+		for i := range maxQueue + maxBatch + 1 {
+			w.Add(op(i))
+		}
 		close(done)
 	}()
 	select {
 	case <-done:
-		w.mu.Lock()
-		n := len(w.queue)
-		w.mu.Unlock()
-		if n > maxQueue {
-			t.Fatalf("queued past the limit without waiting (%d queued)", n)
-		}
-	default:
+		t.Fatal("queued past the limit without waiting")
+	case <-time.After(100 * time.Millisecond):
 	}
 	close(release)
 	<-done
-	w.close()
-	if n, err := store.CountInbox(ctx, storage.InboxQuery{Owner: alice}); err != nil || n != 100 {
-		t.Fatalf("%d entries, %v", n, err)
+	w.Close()
+	es, err := store.QueryInbox(ctx, storage.InboxQuery{Owner: alice, Ascending: true})
+	if err != nil || len(es) != 100 {
+		t.Fatalf("%d entries, %v", len(es), err)
+	}
+	// The last 100 writes, one per peer, in queue order.
+	for i, e := range es {
+		if want := fmt.Sprintf("p%d@x", (maxQueue+maxBatch+1-100+i)%100); e.With.String() != want {
+			t.Fatalf("entry %d is %s, want %s", i, e.With, want)
+		}
 	}
 }

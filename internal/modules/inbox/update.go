@@ -2,7 +2,6 @@ package inbox
 
 import (
 	"context"
-	"time"
 
 	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
@@ -209,7 +208,7 @@ func (ib *Inbox) apply(ctx context.Context, user jid.JID, st *stanza.Stanza, cha
 		ops = append(ops, op)
 	}
 	if ib.writer != nil {
-		ib.writer.add(func() time.Time { return ib.stamps.next(ib.now()) }, ops...)
+		ib.writer.Add(ops...)
 		return
 	}
 	if err := ib.store.ApplyInbox(ctx, ops); err != nil {

@@ -3,14 +3,10 @@ package mam
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/meerkat-xmpp/meerkat/internal/storage"
 	"github.com/meerkat-xmpp/meerkat/jid"
 	"github.com/meerkat-xmpp/meerkat/stanza"
 	"github.com/meerkat-xmpp/meerkat/xmlstream"
@@ -138,100 +134,6 @@ func TestMatchesAny(t *testing.T) {
 		if got := matchesAny(list, jid.MustParse(peer)); got != want {
 			t.Errorf("matchesAny(%s) = %v", peer, got)
 		}
-	}
-}
-
-// flakyStore fails its first appends, records what it stores, and can
-// block to let the queue fill.
-type flakyStore struct {
-	mu       sync.Mutex
-	failures int
-	batches  [][]storage.ArchiveMessage
-	gate     chan struct{}
-}
-
-func (s *flakyStore) AppendArchive(_ context.Context, msgs []storage.ArchiveMessage) error {
-	if s.gate != nil {
-		<-s.gate
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failures > 0 {
-		s.failures--
-		return errors.New("disk on fire")
-	}
-	s.batches = append(s.batches, append([]storage.ArchiveMessage(nil), msgs...))
-	return nil
-}
-
-func (s *flakyStore) stored() (n int, batches int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, b := range s.batches {
-		n += len(b)
-	}
-	return n, len(s.batches)
-}
-
-var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-func TestWriterRetriesAndIsDurableAfterWait(t *testing.T) {
-	st := &flakyStore{failures: 2}
-	w := newWriter(st, quietLog, 10, 100)
-	defer w.stop()
-	for i := range 25 {
-		w.enqueue(storage.ArchiveMessage{ID: uint64(i + 1)})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := w.waitDurable(ctx); err != nil {
-		t.Fatal(err)
-	}
-	n, batches := st.stored()
-	if n != 25 {
-		t.Fatalf("stored %d, want 25", n)
-	}
-	if batches < 3 {
-		t.Errorf("%d batches: max_batch not honoured", batches)
-	}
-	// Order is kept.
-	var last uint64
-	for _, b := range st.batches {
-		for _, m := range b {
-			if m.ID <= last {
-				t.Fatalf("out of order: %d after %d", m.ID, last)
-			}
-			last = m.ID
-		}
-	}
-}
-
-func TestWriterFullQueueWaitsAndStopFlushes(t *testing.T) {
-	st := &flakyStore{gate: make(chan struct{})}
-	w := newWriter(st, quietLog, 2, 4)
-	for i := range 4 {
-		w.enqueue(storage.ArchiveMessage{ID: uint64(i + 1)})
-	}
-	blocked := make(chan struct{})
-	go func() {
-		w.enqueue(storage.ArchiveMessage{ID: 5}, storage.ArchiveMessage{ID: 6})
-		close(blocked)
-	}()
-	select {
-	case <-blocked:
-		t.Fatal("enqueue on a full queue did not wait")
-	case <-time.After(50 * time.Millisecond):
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	if err := w.waitDurable(ctx); err == nil {
-		t.Error("waitDurable returned before the store wrote anything")
-	}
-	cancel()
-	close(st.gate) // the disk is back
-	<-blocked
-	w.stop()
-	if n, _ := st.stored(); n != 6 {
-		t.Errorf("stop left messages unwritten: %d of 6 stored", n)
 	}
 }
 

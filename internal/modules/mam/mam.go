@@ -5,8 +5,11 @@
 //
 // A message is archived once per account (in the sender's archive as
 // outgoing, in the recipient's as incoming), however many resources get
-// a copy. Writes go through a background writer with group commits; see
-// writer for why an acknowledged message is never lost.
+// a copy. Writes go through a background writer with group commits
+// (internal/batch). An acknowledged message is never lost: a message is
+// queued before it is delivered, and the server sends a stream-management
+// <a/> only after the queue up to that point is stored (the BeforeAck
+// hook); a full queue makes senders wait; shutdown stores the rest.
 package mam
 
 import (
@@ -17,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meerkat-xmpp/meerkat/internal/batch"
 	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
 	"github.com/meerkat-xmpp/meerkat/jid"
@@ -94,7 +98,7 @@ type MAM struct {
 	log    *slog.Logger
 	ids    idGen
 	codec  idCodec
-	writer *writer
+	writer *batch.Writer[storage.ArchiveMessage]
 	prefs  prefsCache
 }
 
@@ -127,7 +131,7 @@ func (m *MAM) Start(ctx context.Context, env *module.Env) error {
 	m.store, m.host, m.log = st, env.Host, env.Logger
 	m.ids.node = uint64(m.cfg.Node)
 	m.prefs.init()
-	m.writer = newWriter(st, env.Logger, m.cfg.MaxBatch, m.cfg.MaxQueue)
+	m.writer = batch.New(st.AppendArchive, batch.Options[storage.ArchiveMessage]{MaxBatch: m.cfg.MaxBatch, MaxQueue: m.cfg.MaxQueue, Log: env.Logger})
 
 	h := env.Hooks
 	for _, f := range []string{NS, NSExtended, NSv1, NSStanzaID} {
@@ -136,10 +140,10 @@ func (m *MAM) Start(ctx context.Context, env *module.Env) error {
 	h.UserSend.Add(env.Owner, stampPriority, m.stampOutgoing)
 	h.UserSend.Add(env.Owner, unstampPriority, m.unstampOutgoing)
 	h.UserReceive.Add(env.Owner, incomingPriority, m.archiveIncoming)
-	h.BeforeAck.Add(env.Owner, 0, func(ctx context.Context, _ module.Session) { m.writer.waitDurable(ctx) })
+	h.BeforeAck.Add(env.Owner, 0, func(ctx context.Context, _ module.Session) { m.writer.Wait(ctx) })
 	// What is queued for an account is written before the account's data
 	// is deleted, so that nothing of it is written after.
-	h.UserRemoving.Add(env.Owner, 0, func(ctx context.Context, _ jid.JID) { m.writer.waitDurable(ctx) })
+	h.UserRemoving.Add(env.Owner, 0, func(ctx context.Context, _ jid.JID) { m.writer.Wait(ctx) })
 	h.UserRemoved.Add(env.Owner, 0, func(_ context.Context, user jid.JID) { m.prefs.forget(user) })
 	h.RoomMessage.Add(env.Owner, 0, m.archiveRoom)
 	for _, ns := range []string{NS, NSv1} {
@@ -162,7 +166,7 @@ func (m *MAM) Start(ctx context.Context, env *module.Env) error {
 // Stop implements module.Module: what is queued is written.
 func (m *MAM) Stop() error {
 	if m.writer != nil {
-		m.writer.stop()
+		m.writer.Close()
 	}
 	return nil
 }
@@ -188,7 +192,7 @@ func (m *MAM) stampOutgoing(ctx context.Context, ev *module.StanzaEvent) module.
 		return module.Continue
 	}
 	id := m.ids.next(time.Now())
-	m.writer.enqueue(storage.ArchiveMessage{ID: id, Owner: owner, With: st.To, Outgoing: true, Stanza: serialize(clean)})
+	m.writer.Add(storage.ArchiveMessage{ID: id, Owner: owner, With: st.To, Outgoing: true, Stanza: serialize(clean)})
 	ev.Session.SetValue(outgoingKey{}, clean)
 	st.El = withStanzaID(clean, owner.String(), m.codec.encode(id))
 	return module.Continue
@@ -227,7 +231,7 @@ func (m *MAM) archiveIncoming(ctx context.Context, ev *module.StanzaEvent) modul
 		return module.Continue
 	}
 	id := m.ids.next(time.Now())
-	m.writer.enqueue(storage.ArchiveMessage{ID: id, Owner: owner, With: st.From, Stanza: serialize(clean)})
+	m.writer.Add(storage.ArchiveMessage{ID: id, Owner: owner, With: st.From, Stanza: serialize(clean)})
 	st.El = withStanzaID(clean, owner.String(), m.codec.encode(id))
 	return module.Continue
 }
@@ -252,7 +256,7 @@ func (m *MAM) archiveRoom(_ context.Context, ev *module.StanzaEvent) module.Resu
 		sender = st.From
 	}
 	id := m.ids.next(time.Now())
-	m.writer.enqueue(storage.ArchiveMessage{ID: id, Owner: room, With: sender.Bare(), Stanza: serialize(clean)})
+	m.writer.Add(storage.ArchiveMessage{ID: id, Owner: room, With: sender.Bare(), Stanza: serialize(clean)})
 	st.El = withStanzaID(clean, room.String(), m.codec.encode(id))
 	return module.Continue
 }

@@ -75,7 +75,7 @@ func (m *MAM) query(ctx context.Context, iq *module.IQ, owner jid.JID, ns string
 	// Read your writes: what reached the archive before the query (a
 	// message the client just got) is in the results. Like MongooseIM's
 	// asynchronous writer, the query waits for the queue to be written.
-	if err := m.writer.waitDurable(ctx); err != nil {
+	if err := m.writer.Wait(ctx); err != nil {
 		return nil, fmt.Errorf("mam: waiting for the archive writer: %w", err)
 	}
 	q := iq.Payload()
@@ -294,7 +294,7 @@ func (m *MAM) resultMessage(msg storage.ArchiveMessage, owner, to jid.JID, ns, q
 // metadata answers an archive metadata request (XEP-0313 §6): the first
 // and last messages of the archive.
 func (m *MAM) metadata(ctx context.Context, owner jid.JID, ns string) (*xmlstream.Element, error) {
-	if err := m.writer.waitDurable(ctx); err != nil {
+	if err := m.writer.Wait(ctx); err != nil {
 		return nil, fmt.Errorf("mam: waiting for the archive writer: %w", err)
 	}
 	first, last, ok, err := m.store.ArchiveBounds(ctx, owner)
