@@ -23,8 +23,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/meerkat-xmpp/meerkat/internal/config"
 	"github.com/meerkat-xmpp/meerkat/internal/batch"
+	"github.com/meerkat-xmpp/meerkat/internal/config"
 	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
 	"github.com/meerkat-xmpp/meerkat/jid"
