@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meerkat-xmpp/meerkat/internal/load/metrics"
 	"github.com/meerkat-xmpp/meerkat/internal/load/xmppc"
 )
 
@@ -69,6 +70,9 @@ type Config struct {
 
 	Keys *xmppc.KeyCache // SCRAM keys, shared by the run
 	Log  *slog.Logger
+	// Started, when set, is called with the run's recorder before the
+	// first login (to serve its metrics).
+	Started func(*metrics.Recorder)
 	// Progress, when set, is called once a second with the live line.
 	Progress func(line string)
 }

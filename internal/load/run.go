@@ -172,6 +172,9 @@ func Execute(ctx context.Context, cfg Config) (*metrics.Result, error) {
 		ServerPID: cfg.ServerPID, Options: cfg.describe(),
 	}
 	r.behaviour = sc.New(r)
+	if cfg.Started != nil {
+		cfg.Started(r.Rec)
+	}
 
 	if err := r.provision(ctx); err != nil {
 		return nil, err

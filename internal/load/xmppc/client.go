@@ -53,15 +53,14 @@ type Options struct {
 	Presence  bool        // send initial presence after binding
 	Resource  string      // "" : "load"
 	Timeout   time.Duration
-
-	registerOnly bool
 }
 
 // Register creates the account user in-band (XEP-0077) on a connection
-// of its own, which it then closes; an existing account ("conflict") is
-// not an error.
+// of its own, logs in on it (which puts the user's SCRAM keys in
+// o.Keys, so that the measured logins cost the client no PBKDF2) and
+// closes it; an existing account ("conflict") is not an error.
 func Register(ctx context.Context, o Options, user, pass string) error {
-	o.Register, o.registerOnly = true, true
+	o.Register, o.Presence, o.SM = true, false, false
 	c, _, err := Dial(ctx, o, user, pass)
 	if err != nil {
 		return err
@@ -189,9 +188,6 @@ func (c *Conn) login(ctx context.Context, o Options, tcfg *tls.Config, user, pas
 	if o.Register {
 		if err := c.register(user, pass); err != nil {
 			return err
-		}
-		if o.registerOnly {
-			return nil
 		}
 	}
 	mech, err := chooseMechanism(feats, o.Mechanism)

@@ -9,9 +9,11 @@ import (
 	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,4 +176,46 @@ func (s *scram) hmac(key []byte, msg string) []byte {
 	m := hmac.New(s.h, key)
 	m.Write([]byte(msg))
 	return m.Sum(nil)
+}
+
+// Save writes the cache to path (mode 0600: it holds salted passwords),
+// so that a later run against the same server and users starts warm.
+func (k *KeyCache) Save(path string) error {
+	m := map[string]string{}
+	k.m.Range(func(key, v any) bool {
+		m[base64.StdEncoding.EncodeToString([]byte(key.(string)))] = base64.StdEncoding.EncodeToString(v.([]byte))
+		return true
+	})
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("key cache: %w", err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("key cache: %w", err)
+	}
+	return nil
+}
+
+// Load adds the entries of a file Save wrote; a missing file is empty.
+func (k *KeyCache) Load(path string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("key cache: %w", err)
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("key cache %s: %w", path, err)
+	}
+	for key, v := range m {
+		kb, err1 := base64.StdEncoding.DecodeString(key)
+		vb, err2 := base64.StdEncoding.DecodeString(v)
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("key cache %s: bad entry", path)
+		}
+		k.m.Store(string(kb), vb)
+	}
+	return nil
 }
