@@ -118,6 +118,7 @@ func runScenario(args []string) error {
 	fs.Float64Var(&c.Rate, "rate", 1, "stanzas per second per user")
 	steps := fs.String("steps", "", "per-user rates to step through, comma-separated, --step-duration each (replaces --rate and --duration)")
 	fs.DurationVar(&c.StepDuration, "step-duration", 10*time.Second, "duration of each step")
+	fs.DurationVar(&c.StepStop, "step-stop", 0, "stop stepping after a step whose p99 TTD exceeded this (0: run every step)")
 	fs.IntVar(&c.Peers, "peers", 5, "peers each user sends to (one-to-one, presence, mam)")
 	fs.IntVar(&c.BodyBytes, "body", 100, "message body size in bytes")
 	fs.IntVar(&c.RoomSize, "room-size", 10, "muc-light: members per room")

@@ -59,6 +59,9 @@ type Config struct {
 	Rate         float64       // stanzas per second per user
 	Steps        []float64     // per-user rates to step through, StepDuration each (replaces Rate, Duration)
 	StepDuration time.Duration
+	// StepStop ends a stepped run after a step whose p99 TTD exceeded it
+	// (0: run every step).
+	StepStop time.Duration
 	Peers        int // K: peers each user sends to (one-to-one, presence, mam)
 	BodyBytes    int // body size of the messages sent
 	RoomSize     int // muc-light

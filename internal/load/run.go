@@ -297,11 +297,9 @@ func (r *Run) provision(ctx context.Context) error {
 		create = func(ctx context.Context, u *User) error { return cfg.ProvisionFunc(ctx, u.Name, u.Pass) }
 	case cfg.Provision == "register":
 		o := cfg.options()
-		create = func(ctx context.Context, u *User) error {
-			o := o
-			o.Source = cfg.source(u.Index)
-			return xmppc.Register(ctx, o, u.Name, u.Pass)
-		}
+		// From the default source address: servers exempt 127.0.0.1 from
+		// their registration throttles (Prosody's mod_register_limits).
+		create = func(ctx context.Context, u *User) error { return xmppc.Register(ctx, o, u.Name, u.Pass) }
 	case cfg.Provision == "cmd":
 		create = func(ctx context.Context, u *User) error {
 			c := strings.NewReplacer("{user}", u.Name, "{domain}", cfg.Domain, "{jid}", u.Bare, "{password}", u.Pass).Replace(cfg.ProvisionCmd)
@@ -531,8 +529,18 @@ func (r *Run) send(ctx context.Context) []metrics.Step {
 		}
 		wg.Wait()
 		cancel()
-		steps = append(steps, metrics.Step{Rate: ph.rate * float64(len(r.users)), Start: start.Unix(), End: time.Now().Unix()})
-		r.Cfg.Log.Info("load: phase done", "rate", ph.rate*float64(len(r.users)), "sent", r.Rec.Sent.Load())
+		st := metrics.Step{Rate: ph.rate * float64(len(r.users)), Start: start.Unix(), End: time.Now().Unix()}
+		steps = append(steps, st)
+		r.Cfg.Log.Info("load: phase done", "rate", st.Rate, "sent", r.Rec.Sent.Load())
+		if r.Cfg.StepStop > 0 && len(phases) > 1 {
+			// The samples of the step's seconds so far (the clock ticks
+			// on its own goroutine, so the last second may be missing).
+			w, err := metrics.WindowOf(r.Rec.Timeline(), st.Start, st.End)
+			if err == nil && w.TTDCount > 0 && w.TTDP99 > r.Cfg.StepStop.Microseconds() {
+				r.Cfg.Log.Info("load: p99 TTD over the step limit, no more steps", "rate", st.Rate, "p99_us", w.TTDP99)
+				break
+			}
+		}
 	}
 	return steps
 }

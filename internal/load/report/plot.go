@@ -16,18 +16,31 @@ import (
 
 // Plot writes a PNG of the results' timelines: TTD p50 and p99 per second
 // (top) and stanzas received per second (bottom), one line per result,
-// against seconds since each run's start.
+// against seconds since each run's start. Runs without stanzas (login)
+// show sessions online and logins per second instead.
 func Plot(path string, results ...*metrics.Result) error {
+	hasTTD := false
+	for _, res := range results {
+		for _, s := range res.Timeline {
+			hasTTD = hasTTD || s.TTDP50 > 0
+		}
+	}
 	ttd := plot.New()
-	ttd.Title.Text = "time to deliver"
-	ttd.Y.Label.Text = "ms"
-	ttd.Y.Scale = plot.LogScale{}
-	ttd.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	ttd.X.Label.Text = "s"
 	thr := plot.New()
-	thr.Title.Text = "throughput"
-	thr.Y.Label.Text = "stanzas received/s"
 	thr.X.Label.Text = "s"
+	if hasTTD {
+		ttd.Title.Text = "time to deliver"
+		ttd.Y.Label.Text = "ms"
+		ttd.Y.Scale = plot.LogScale{}
+		ttd.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		thr.Title.Text = "throughput"
+		thr.Y.Label.Text = "stanzas received/s"
+	} else {
+		ttd.Title.Text = "sessions online"
+		thr.Title.Text = "login rate"
+		thr.Y.Label.Text = "logins/s"
+	}
 	for i, res := range results {
 		if len(res.Timeline) == 0 {
 			continue
@@ -36,11 +49,17 @@ func Plot(path string, results ...*metrics.Result) error {
 		var p50, p99, rate plotter.XYs
 		for _, s := range res.Timeline {
 			x := float64(s.T - t0)
-			if s.TTDP50 > 0 {
+			switch {
+			case !hasTTD:
+				p99 = append(p99, plotter.XY{X: x, Y: float64(s.Connected)})
+				rate = append(rate, plotter.XY{X: x, Y: float64(s.Logins)})
+			case s.TTDP50 > 0:
 				p50 = append(p50, plotter.XY{X: x, Y: float64(s.TTDP50) / 1000})
 				p99 = append(p99, plotter.XY{X: x, Y: float64(s.TTDP99) / 1000})
+				fallthrough
+			default:
+				rate = append(rate, plotter.XY{X: x, Y: float64(s.Received)})
 			}
-			rate = append(rate, plotter.XY{X: x, Y: float64(s.Received)})
 		}
 		name := res.Label
 		if name == "" {
@@ -55,7 +74,7 @@ func Plot(path string, results ...*metrics.Result) error {
 			label  string
 			dashed bool
 			p      *plot.Plot
-		}{{p50, name + " p50", true, ttd}, {p99, name + " p99", false, ttd}, {rate, name, false, thr}} {
+		}{{p50, name + " p50", true, ttd}, {p99, name + map[bool]string{true: " p99", false: ""}[hasTTD], false, ttd}, {rate, name, false, thr}} {
 			if len(l.xy) == 0 {
 				continue
 			}

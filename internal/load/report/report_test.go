@@ -79,3 +79,17 @@ func TestCompareTableAndPlot(t *testing.T) {
 		t.Fatalf("plot: %v", err)
 	}
 }
+
+func TestPlotWithoutTTD(t *testing.T) {
+	rec := metrics.NewRecorder()
+	rec.Logins.Add(10)
+	rec.Connected.Add(10)
+	rec.Tick(time.Unix(1_700_000_001, 0))
+	res := &metrics.Result{Version: metrics.ResultVersion, Scenario: "login"}
+	if err := rec.Snapshot(res); err != nil {
+		t.Fatal(err)
+	}
+	if err := Plot(filepath.Join(t.TempDir(), "login.png"), res); err != nil {
+		t.Fatal(err)
+	}
+}
