@@ -61,15 +61,15 @@ type Config struct {
 	StepDuration time.Duration
 	// StepStop ends a stepped run after a step whose p99 TTD exceeded it
 	// (0: run every step).
-	StepStop time.Duration
-	Peers        int // K: peers each user sends to (one-to-one, presence, mam)
-	BodyBytes    int // body size of the messages sent
-	RoomSize     int // muc-light
-	MUCService   string
-	MAMShare     float64       // mam: the share of users that query (the others send)
-	Churn        time.Duration // presence: a user reconnects about this often
-	Drain        time.Duration // how long to wait for stanzas in flight at the end
-	Settle       time.Duration // login: how long sessions stay idle before the memory sample
+	StepStop   time.Duration
+	Peers      int // K: peers each user sends to (one-to-one, presence, mam)
+	BodyBytes  int // body size of the messages sent
+	RoomSize   int // muc-light
+	MUCService string
+	MAMShare   float64       // mam: the share of users that query (the others send)
+	Churn      time.Duration // presence: a user reconnects about this often
+	Drain      time.Duration // how long to wait for stanzas in flight at the end
+	Settle     time.Duration // login: how long sessions stay idle before the memory sample
 
 	Keys *xmppc.KeyCache // SCRAM keys, shared by the run
 	Log  *slog.Logger
