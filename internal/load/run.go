@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -171,6 +172,10 @@ func Execute(ctx context.Context, cfg Config) (*metrics.Result, error) {
 		Users: cfg.Users, First: cfg.From, Count: cfg.To - cfg.From, Processes: 1,
 		ServerPID: cfg.ServerPID, Options: cfg.describe(),
 	}
+	// The machine's load and the load tool's own CPU, to tell a busy
+	// machine or a saturated client from a slow server when reading.
+	res.Options["loadavg_start"] = loadavg()
+	self0, _ := procfs.Read(os.Getpid())
 	r.behaviour = sc.New(r)
 	if cfg.Started != nil {
 		cfg.Started(r.Rec)
@@ -229,6 +234,10 @@ func Execute(ctx context.Context, cfg Config) (*metrics.Result, error) {
 	<-ticks
 	r.Rec.Tick(time.Now())
 	res.End = time.Now()
+	res.Options["loadavg_end"] = loadavg()
+	if self1, err := procfs.Read(os.Getpid()); err == nil {
+		res.Options["load_tool_cpu_s"] = fmt.Sprintf("%.1f", self1.CPUSeconds-self0.CPUSeconds)
+	}
 	if t := r.expected.Load() - r.Rec.Received.Load() - r.Rec.Delayed.Load() - r.bounced.Load(); t > 0 {
 		r.Rec.Timeouts.Add(t)
 	}
@@ -241,6 +250,20 @@ func Execute(ctx context.Context, cfg Config) (*metrics.Result, error) {
 	}
 	r.kindsMu.Unlock()
 	return res, runErr
+}
+
+// loadavg returns the 1, 5 and 15 minute load averages of the machine
+// (proc(5): /proc/loadavg), "" if unknown.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // describe lists the settings that matter for reading a result.

@@ -52,7 +52,17 @@ esac
 SCRAM_HASH=${EJABBERD_SCRAM_HASH:-sha256}
 
 ctl() {
-	ejabberdctl --config-dir "$DIR" --config "$DIR/ejabberd.yml" \
+	local run=()
+	# ejabberdctl run by root switches to the ejabberd user with su, whose
+	# PAM session sets the soft limit of open files back to 1024: the bench
+	# instance would refuse connections beyond about 1,000. For it, root
+	# becomes the ejabberd user itself (setpriv: no PAM), keeping the
+	# limits of the caller (raised to the hard limit here).
+	if [ "$PROFILE" = bench ] && [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+		ulimit -n "$(ulimit -Hn)"
+		run=(env HOME="$(getent passwd ejabberd | cut -d: -f6)" setpriv --reuid=ejabberd --regid=ejabberd --init-groups)
+	fi
+	"${run[@]}" ejabberdctl --config-dir "$DIR" --config "$DIR/ejabberd.yml" \
 		--ctl-config "$DIR/ejabberdctl.cfg" --spool "$DIR/spool" --logs "$DIR/logs" "$@"
 }
 

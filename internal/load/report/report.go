@@ -136,6 +136,9 @@ func WriteTable(w io.Writer, res *metrics.Result) error {
 	if s.CPUPer1000 > 0 {
 		row("server CPU", fmt.Sprintf("%.3f s per 1,000 stanzas", s.CPUPer1000))
 	}
+	if la := res.Options["loadavg_start"]; la != "" {
+		row("machine", fmt.Sprintf("load average %s at start, %s at end; load tool CPU %s s", la, res.Options["loadavg_end"], res.Options["load_tool_cpu_s"]))
+	}
 	row("errors", fmt.Sprint(s.Errors))
 	kinds := make([]string, 0, len(res.ErrorKinds))
 	for k := range res.ErrorKinds {
