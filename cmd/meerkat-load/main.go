@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/meerkat-xmpp/meerkat/internal/load"
 	"github.com/meerkat-xmpp/meerkat/internal/load/metrics"
+	"github.com/meerkat-xmpp/meerkat/internal/load/relay"
 	"github.com/meerkat-xmpp/meerkat/internal/load/report"
 	"github.com/meerkat-xmpp/meerkat/internal/load/xmppc"
 )
@@ -49,6 +51,7 @@ commands:
   table      print the human table of result files
   compare    print a Markdown comparison of result files, the first against each other
   plot       write a PNG of TTD percentiles and throughput: plot -o out.png in.json…
+  relay      serve the baseline TLS relay (no XML): relay --addr 127.0.0.1:17222 [--cert f --key f]
   scenarios  list the scenarios
 `
 
@@ -80,6 +83,8 @@ func run(args []string) error {
 			return err
 		}
 		return report.Plot(*out, rs...)
+	case "relay":
+		return serveRelay(args[1:])
 	case "scenarios":
 		for _, n := range load.Names() {
 			s, _ := load.Lookup(n)
@@ -220,6 +225,39 @@ func runScenario(args []string) error {
 		return terr
 	}
 	return err
+}
+
+// serveRelay runs the baseline relay until SIGINT or SIGTERM.
+func serveRelay(args []string) error {
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:17222", "address to listen on")
+	certFile := fs.String("cert", "", "PEM certificate (default: a self-signed RSA 2048 one for localhost)")
+	keyFile := fs.String("key", "", "PEM key of --cert")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var cert tls.Certificate
+	var err error
+	if *certFile != "" {
+		cert, err = tls.LoadX509KeyPair(*certFile, *keyFile)
+	} else {
+		cert, err = relay.SelfSigned()
+	}
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	if _, err := raiseFileLimit(); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log.Info("relay listening", "addr", ln.Addr().String())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return relay.New(log).Serve(ctx, ln, &tls.Config{Certificates: []tls.Certificate{cert}})
 }
 
 // raiseFileLimit raises the soft limit of open files to the hard limit

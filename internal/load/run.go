@@ -101,6 +101,21 @@ func (r *Run) SendStamped(u *User, b []byte, n int) {
 	}
 }
 
+// SendStampedTo sends a stamped stanza from u to the user with index
+// peer (through the baseline relay, a frame for it) and counts it.
+func (r *Run) SendStampedTo(u *User, peer int, b []byte) {
+	c := u.Conn()
+	if c == nil {
+		return
+	}
+	if err := c.SendTo(peer, b); err != nil {
+		r.Fail("send", err)
+		return
+	}
+	r.Rec.Sent.Add(1)
+	r.Expect(1)
+}
+
 // Fail counts an error of kind what.
 func (r *Run) Fail(what string, err error) {
 	r.Rec.Errors.Add(1)
@@ -316,6 +331,8 @@ func (r *Run) provision(ctx context.Context) error {
 	cfg := r.Cfg
 	var create func(ctx context.Context, u *User) error
 	switch {
+	case cfg.Transport == xmppc.Relay:
+		return nil // the relay has no accounts
 	case cfg.ProvisionFunc != nil:
 		create = func(ctx context.Context, u *User) error { return cfg.ProvisionFunc(ctx, u.Name, u.Pass) }
 	case cfg.Provision == "register":
@@ -398,6 +415,7 @@ func (r *Run) loginAll(ctx context.Context) {
 func (r *Run) login(ctx context.Context, u *User) bool {
 	o := r.Cfg.options()
 	o.Source = r.Cfg.source(u.Index)
+	o.RelayID = uint32(u.Index)
 	c, t, err := xmppc.Dial(ctx, o, u.Name, u.Pass)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -26,6 +26,6 @@ func sendChat(r *Run, u *User) {
 	if len(u.Peers) == 0 {
 		return
 	}
-	to := r.JID(u.Peers[u.Rand.IntN(len(u.Peers))])
-	r.SendStamped(u, Message(to, "chat", u.NextID(), r.Cfg.BodyBytes), 1)
+	peer := u.Peers[u.Rand.IntN(len(u.Peers))]
+	r.SendStampedTo(u, peer, Message(r.JID(peer), "chat", u.NextID(), r.Cfg.BodyBytes))
 }

@@ -40,6 +40,6 @@ func (s *presence) Act(ctx context.Context, u *User) {
 	if len(u.Peers) == 0 {
 		return
 	}
-	to := r.JID(u.Peers[u.Rand.IntN(len(u.Peers))])
-	r.SendStamped(u, Presence(to, time.Now().Format(time.TimeOnly)), 1)
+	peer := u.Peers[u.Rand.IntN(len(u.Peers))]
+	r.SendStampedTo(u, peer, Presence(r.JID(peer), time.Now().Format(time.TimeOnly)))
 }

@@ -34,7 +34,7 @@ const (
 )
 
 // Transports lists the transport names.
-var Transports = []string{StartTLS, DirectTLS, WebSocket}
+var Transports = []string{StartTLS, DirectTLS, WebSocket, Relay}
 
 // NSSM is stream management (XEP-0198).
 const NSSM = "urn:xmpp:sm:3"
@@ -53,6 +53,7 @@ type Options struct {
 	Presence  bool        // send initial presence after binding
 	Resource  string      // "" : "load"
 	Timeout   time.Duration
+	RelayID   uint32 // the id sent to the baseline relay (Relay transport)
 }
 
 // Register creates the account user in-band (XEP-0077) on a connection
@@ -82,6 +83,7 @@ type Conn struct {
 	conn   net.Conn
 	dec    *xmlstream.Decoder
 	ws     bool
+	relay  bool
 	sm     bool
 	wmu    sync.Mutex
 	closed atomic.Bool
@@ -124,6 +126,10 @@ func Dial(ctx context.Context, o Options, user, pass string) (*Conn, Timing, err
 	case WebSocket:
 		c.conn, err = dialWebSocket(ctx, &d, o.Addr, tcfg)
 		c.ws = true
+	case Relay:
+		td := tls.Dialer{NetDialer: &d, Config: tcfg}
+		c.conn, err = td.DialContext(ctx, "tcp", o.Addr)
+		c.relay = true
 	default:
 		return nil, t, fmt.Errorf("xmppc: unknown transport %q", o.Transport)
 	}
@@ -131,6 +137,14 @@ func Dial(ctx context.Context, o Options, user, pass string) (*Conn, Timing, err
 		return nil, t, fmt.Errorf("xmppc: connect %s: %w", o.Addr, err)
 	}
 	t.Connect = time.Since(start)
+	if c.relay {
+		if err := c.relayHello(o.RelayID); err != nil {
+			c.conn.Close()
+			return nil, t, fmt.Errorf("xmppc: relay hello: %w", err)
+		}
+		t.Login = time.Since(start)
+		return c, t, nil
+	}
 	raw := c.conn // a TLS client made by STARTTLS sets its deadlines on it
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -472,6 +486,9 @@ func (c *Conn) NextID() string { return "q" + strconv.FormatUint(c.iqSeq.Add(1),
 // to IQ are given to IQ's caller instead; stream management requests
 // are answered). It returns nil after Close or the server's stream end.
 func (c *Conn) Run(fn func(el *xmlstream.Element, at time.Time)) error {
+	if c.relay {
+		return c.runRelay(fn)
+	}
 	for {
 		ev, err := c.dec.Next()
 		if err != nil {
@@ -527,9 +544,11 @@ func (c *Conn) Close() error {
 	}
 	c.wmu.Lock()
 	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	if c.ws {
+	switch {
+	case c.relay:
+	case c.ws:
 		c.conn.Write([]byte("<close xmlns='" + nsFraming + "'/>"))
-	} else {
+	default:
 		c.conn.Write([]byte("</stream:stream>"))
 	}
 	c.wmu.Unlock()
