@@ -89,6 +89,7 @@ type Conn struct {
 	closed atomic.Bool
 
 	handled atomic.Uint32 // stanzas received, for <a h=''/> (XEP-0198 §4)
+	early   []early       // stanzas received during the login, for Run
 
 	iqMu  sync.Mutex
 	iqs   map[string]chan *xmlstream.Element
@@ -266,12 +267,46 @@ func (c *Conn) login(ctx context.Context, o Options, tcfg *tls.Config, user, pas
 			if err != nil {
 				return fmt.Errorf("presence: %w", err)
 			}
+			// XEP-0198 §4: the server may ask for an acknowledgement
+			// already (ejabberd does, and closes the stream when none
+			// comes within its ack_timeout); h counts every stanza
+			// received since <enable/>, these included.
+			if el.NS == NSSM {
+				if el.Name == "r" {
+					if err := c.write(c.ack()); err != nil {
+						return fmt.Errorf("sm: %w", err)
+					}
+				}
+				continue
+			}
+			if c.sm && isStanza(el) {
+				c.handled.Add(1)
+			}
 			if el.Name == "iq" && el.Attr("id") == "avail" {
 				break
 			}
+			// Anything else (our presence reflected, a message sent to us
+			// already) goes to Run's callback first.
+			c.early = append(c.early, early{el, time.Now()})
 		}
 	}
 	return nil
+}
+
+// ack is the answer to <r/> (XEP-0198 §4).
+func (c *Conn) ack() []byte {
+	return []byte("<a xmlns='urn:xmpp:sm:3' h='" + strconv.FormatUint(uint64(c.handled.Load()), 10) + "'/>")
+}
+
+type early struct {
+	el *xmlstream.Element
+	at time.Time
+}
+
+// isStanza says whether el is a stanza (RFC 6120 §8), which XEP-0198
+// counts.
+func isStanza(el *xmlstream.Element) bool {
+	return el.Name == "message" || el.Name == "presence" || el.Name == "iq"
 }
 
 func domain(d string) string { return string(xmlstream.AppendEscapedAttr(nil, d)) }
@@ -489,6 +524,10 @@ func (c *Conn) Run(fn func(el *xmlstream.Element, at time.Time)) error {
 	if c.relay {
 		return c.runRelay(fn)
 	}
+	for _, e := range c.early {
+		fn(e.el, e.at)
+	}
+	c.early = nil
 	for {
 		ev, err := c.dec.Next()
 		if err != nil {
@@ -512,7 +551,7 @@ func (c *Conn) Run(fn func(el *xmlstream.Element, at time.Time)) error {
 		switch {
 		case el.NS == NSSM:
 			if el.Name == "r" {
-				c.Send([]byte("<a xmlns='urn:xmpp:sm:3' h='" + strconv.FormatUint(uint64(c.handled.Load()), 10) + "'/>"))
+				c.Send(c.ack())
 			}
 			continue
 		case el.NS == stanza.NSStream:
@@ -521,7 +560,9 @@ func (c *Conn) Run(fn func(el *xmlstream.Element, at time.Time)) error {
 			}
 			continue
 		}
-		c.handled.Add(1)
+		if isStanza(el) {
+			c.handled.Add(1)
+		}
 		if el.Name == "iq" {
 			if t := el.Attr("type"); t == "result" || t == "error" {
 				c.iqMu.Lock()
