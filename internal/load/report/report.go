@@ -38,6 +38,8 @@ type Summary struct {
 	// Sustained is the highest stepped rate (received/s) whose p99 TTD
 	// stayed within the limit given to Summarize; 0 if none or not stepped.
 	Sustained float64
+	// Steps holds each step's TTD p50 and p99 (µs) by its target rate.
+	Steps map[float64][2]int64
 }
 
 // Summarize computes the summary of res; limitMicros is the p99 TTD a
@@ -90,6 +92,10 @@ func Summarize(res *metrics.Result, limitMicros int64) (Summary, error) {
 			received += w.Received
 			cpu += w.ServerCPU
 			s.Peak = max(s.Peak, w.ReceivedRate())
+			if s.Steps == nil {
+				s.Steps = map[float64][2]int64{}
+			}
+			s.Steps[st.Rate] = [2]int64{w.TTDP50, w.TTDP99}
 			if w.TTDCount > 0 && w.TTDP99 <= limitMicros && w.Errors == 0 {
 				s.Sustained = max(s.Sustained, w.ReceivedRate())
 			}
@@ -179,13 +185,37 @@ func Compare(w io.Writer, results []*metrics.Result) error {
 		{"login p99", func(s Summary) float64 { return float64(s.LoginP99) }, microsF, true},
 		{"RSS per idle session", func(s Summary) float64 { return s.RSSPerSession }, Bytes, true},
 		{"peak stanzas received/s (best step)", func(s Summary) float64 { return s.Peak }, num, false},
-		{"sustained/s at p99 TTD ≤ 100 ms", func(s Summary) float64 { return s.Sustained }, num, false},
-		{"TTD p50", func(s Summary) float64 { return float64(s.TTDP50) }, microsF, true},
-		{"TTD p99", func(s Summary) float64 { return float64(s.TTDP99) }, microsF, true},
+		{"sustained/s at p99 TTD ≤ 100 ms", func(s Summary) float64 { return s.Sustained }, func(v float64) string {
+			if v == 0 {
+				return "none of the steps"
+			}
+			return num(v)
+		}, false},
+	}
+	// TTD at each step rate every result ran (whole-run TTDs are not
+	// comparable when the runs stopped at different steps).
+	var common []float64
+	for rate := range sums[0].Steps {
+		all := true
+		for _, s := range sums[1:] {
+			_, ok := s.Steps[rate]
+			all = all && ok
+		}
+		if all {
+			common = append(common, rate)
+		}
+	}
+	slices.Sort(common)
+	for _, rate := range common {
+		for q, name := range []string{"p50", "p99"} {
+			ms = append(ms, metric{fmt.Sprintf("TTD %s at %s/s", name, num(rate)), func(s Summary) float64 { return float64(s.Steps[rate][q]) }, microsF, true})
+		}
+	}
+	ms = append(ms, []metric{
 		{"server CPU s per 1,000 stanzas", func(s Summary) float64 { return s.CPUPer1000 }, func(v float64) string { return fmt.Sprintf("%.3f", v) }, true},
 		{"IQ round trip p99", func(s Summary) float64 { return float64(s.IQP99) }, microsF, true},
 		{"errors + timeouts", func(s Summary) float64 { return float64(s.Errors + s.Timeouts) }, num, true},
-	}
+	}...)
 	head := []string{"scenario", "metric"}
 	for _, s := range sums {
 		head = append(head, s.Label)

@@ -62,7 +62,7 @@ func TestCompareTableAndPlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, want := range []string{"| scenario | metric | meerkat | ejabberd | meerkat/ejabberd |", "RSS per idle session | 10.0 KiB | 100.0 KiB | 0.10× |", "peak stanzas received/s (best step) | 3000 | 1500 | 2.00× |"} {
+	for _, want := range []string{"| scenario | metric | meerkat | ejabberd | meerkat/ejabberd |", "RSS per idle session | 10.0 KiB | 100.0 KiB | 0.10× |", "peak stanzas received/s (best step) | 3000 | 1500 | 2.00× |", "TTD p99 at 1000/s | 1.0 ms | 20.1 ms | 0.05× |"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("comparison lacks %q:\n%s", want, out)
 		}
