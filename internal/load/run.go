@@ -442,13 +442,18 @@ func (r *Run) login(ctx context.Context, u *User) bool {
 	return true
 }
 
-// Reconnect closes u's connection and logs it in again (presence churn).
+// Reconnect takes u offline at once (its send slots are skipped) and, on
+// its own goroutine, closes its connection and logs it in again: the
+// presence scenario's churn. A user already reconnecting is left alone.
 func (r *Run) Reconnect(ctx context.Context, u *User) {
 	c := u.conn.Swap(nil)
-	if c != nil {
-		c.Close()
+	if c == nil {
+		return
 	}
-	r.login(ctx, u)
+	r.Go(func() {
+		c.Close()
+		r.login(ctx, u)
+	})
 }
 
 // receive handles one element received by u.

@@ -29,12 +29,7 @@ func (s *presence) Act(ctx context.Context, u *User) {
 	r := s.r
 	// The chance of a reconnect at each slot: 1 / (slots per Churn).
 	if p := 1 / (r.Cfg.Rate * r.Cfg.Churn.Seconds()); u.Rand.Float64() < p {
-		if c := u.conn.Swap(nil); c != nil {
-			r.Go(func() {
-				c.Close()
-				r.login(ctx, u)
-			})
-		}
+		r.Reconnect(ctx, u)
 		return
 	}
 	if len(u.Peers) == 0 {
