@@ -1,7 +1,7 @@
 # Meerkat — see README.md.
 GO ?= go
 
-.PHONY: run test race cover bench bench-smoke fuzz vet fmt build peers-test peers-stop
+.PHONY: run test race cover bench bench-smoke fuzz vet fmt build peers-test peers-stop bench-compare
 
 run:
 	$(GO) run ./cmd/meerkat
@@ -47,6 +47,13 @@ vet:
 
 build:
 	$(GO) build -o bin/meerkat ./cmd/meerkat
+	$(GO) build -o bin/meerkat-load ./cmd/meerkat-load
+
+# Meerkat, ejabberd and Prosody side by side with the load generator (as
+# root: installs the peers from Debian when absent). Takes a few minutes;
+# results in $${BENCH_OUT:-/tmp/meerkat-bench}. See docs/load.md.
+bench-compare:
+	bench/compare
 
 # The stories against Meerkat, Prosody and ejabberd (scripts/peers/README.md).
 # The peers are installed with apt-get when absent, which needs root; a peer
