@@ -24,7 +24,13 @@ type Options[T any] struct {
 	// writer's lock: items are prepared in queue order (the inbox stamps
 	// its updates so that an entry's time never goes back).
 	Prepare func(*T)
-	Log     *slog.Logger
+	// Linger is how long the writer lets items gather before storing
+	// them, unless a batch is full or someone waits (Wait): a commit
+	// costs about the same for one item as for dozens, so under a steady
+	// trickle of messages a few milliseconds of gathering divide the disk
+	// work many times over.
+	Linger time.Duration
+	Log    *slog.Logger
 }
 
 // Writer queues items and stores them from one goroutine. The store
@@ -42,9 +48,11 @@ type Writer[T any] struct {
 	progress chan struct{} // closed and replaced when stored grows
 	space    *sync.Cond    // signalled when the queue shrinks
 	closed   bool
+	waiting  int // callers in Wait
 
-	wake chan struct{}
-	done chan struct{}
+	wake   chan struct{} // something was queued
+	urgent chan struct{} // someone waits, or the writer closes
+	done   chan struct{}
 }
 
 // New starts a writer.
@@ -54,7 +62,7 @@ func New[T any](store func(ctx context.Context, items []T) error, opts Options[T
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	w := &Writer[T]{store: store, opts: opts, progress: make(chan struct{}), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &Writer[T]{store: store, opts: opts, progress: make(chan struct{}), wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), done: make(chan struct{})}
 	w.space = sync.NewCond(&w.mu)
 	go w.run()
 	return w
@@ -80,10 +88,7 @@ func (w *Writer[T]) Add(items ...T) {
 	w.queue = append(w.queue, items...)
 	w.queued += uint64(len(items))
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+	signal(w.wake)
 }
 
 // Wait returns once everything queued before the call is stored, or
@@ -91,6 +96,12 @@ func (w *Writer[T]) Add(items ...T) {
 func (w *Writer[T]) Wait(ctx context.Context) error {
 	w.mu.Lock()
 	target := w.queued
+	if w.stored < target {
+		w.waiting++
+		defer func() { w.mu.Lock(); w.waiting--; w.mu.Unlock() }()
+		// A lingering writer stores at once for a waiter.
+		signal(w.urgent)
+	}
 	for w.stored < target {
 		ch := w.progress
 		w.mu.Unlock()
@@ -115,10 +126,8 @@ func (w *Writer[T]) Close() {
 	w.closed = true
 	w.space.Broadcast()
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+	signal(w.wake)
+	signal(w.urgent)
 	<-w.done
 }
 
@@ -132,7 +141,15 @@ func (w *Writer[T]) run() {
 				return
 			}
 			w.mu.Unlock()
-			<-w.wake
+			select {
+			case <-w.wake:
+			case <-w.urgent:
+			}
+			w.mu.Lock()
+		}
+		if w.opts.Linger > 0 && len(w.queue) < w.opts.MaxBatch && w.waiting == 0 && !w.closed {
+			w.mu.Unlock()
+			w.linger()
 			w.mu.Lock()
 		}
 		batch := w.queue[:min(len(w.queue), w.opts.MaxBatch)]
@@ -149,6 +166,24 @@ func (w *Writer[T]) run() {
 		w.progress = make(chan struct{})
 		w.space.Broadcast()
 		w.mu.Unlock()
+	}
+}
+
+// linger waits for Linger, or less when a Wait or Close comes.
+func (w *Writer[T]) linger() {
+	t := time.NewTimer(w.opts.Linger)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-w.urgent:
+	}
+}
+
+// signal wakes whoever listens on ch, without waiting.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 

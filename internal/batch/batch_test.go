@@ -144,3 +144,39 @@ func TestCloseGivesUpOnABrokenStore(t *testing.T) {
 		t.Fatal("Close never returned with a store that always fails")
 	}
 }
+
+func TestLingerGathersAndWaitCutsItShort(t *testing.T) {
+	st := &flakyStore{}
+	w := New(st.store, Options[int]{MaxBatch: 100, MaxQueue: 1000, Linger: time.Hour, Log: quiet})
+	defer w.Close()
+	for i := range 10 {
+		w.Add(i)
+	}
+	// Nothing is stored while the writer lingers…
+	if items, _ := st.all(); len(items) != 0 {
+		t.Fatalf("stored %v before anyone waited", items)
+	}
+	// …until someone waits: then at once, in one batch.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if items, batches := st.all(); len(items) != 10 || batches != 1 {
+		t.Errorf("stored %v in %d batches, want 10 items in 1", items, batches)
+	}
+	// A full batch does not linger either.
+	for i := range 100 {
+		w.Add(i)
+	}
+	for {
+		if items, _ := st.all(); len(items) >= 110 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("a full batch waited for the linger")
+		case <-time.After(time.Millisecond):
+		}
+	}
+}

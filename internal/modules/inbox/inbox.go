@@ -70,6 +70,7 @@ type Config struct {
 	MaxResultBytes   int             `toml:"max_result_bytes" comment:"Size of the results of one query, roughly, beyond which the page ends early (0: no limit); all are queued for the client at once, so keep it well below c2s.max_outbound_bytes."`
 	BinTTL           config.Duration `toml:"bin_ttl" comment:"Entries in the bin for this long are deleted (0: never)."`
 	BinCleanInterval config.Duration `toml:"bin_clean_interval" comment:"How often the bins are purged of entries older than bin_ttl."`
+	Linger           config.Duration `toml:"linger" comment:"With writes = batch: how long writes gather before they are committed, unless a client waits for them (an acknowledgement, a read): longer batches, less disk work."`
 	Writes           string          `toml:"writes" comment:"batch: the message path queues its inbox writes and one goroutine commits them together, durable before the server acknowledges the message (XEP-0198) and before any inbox read; sync: one commit per write in the message path."`
 }
 
@@ -99,6 +100,9 @@ func (c *Config) Validate() []error {
 		if g != GroupchatMUCLight {
 			errs = append(errs, fmt.Errorf("groupchat: %q is not supported (muclight)", g))
 		}
+	}
+	if c.Linger.Duration < 0 || c.Linger.Duration > time.Second {
+		errs = append(errs, errors.New("linger: must be between 0 and 1s"))
 	}
 	if c.Writes != WritesBatch && c.Writes != WritesSync {
 		errs = append(errs, fmt.Errorf("writes: %q is neither %s nor %s", c.Writes, WritesBatch, WritesSync))
@@ -130,6 +134,7 @@ func DefaultConfig() Config {
 		BinTTL:           config.Duration{Duration: 30 * 24 * time.Hour},
 		BinCleanInterval: config.Duration{Duration: time.Hour},
 		Writes:           WritesBatch,
+		Linger:           config.Duration{Duration: 5 * time.Millisecond},
 	}
 }
 
@@ -193,7 +198,7 @@ func (ib *Inbox) Start(ctx context.Context, env *module.Env) error {
 		ib.log = slog.Default()
 	}
 	if ib.cfg.Writes != WritesSync {
-		ib.writer = newWriter(ib.store, ib.log, func() time.Time { return ib.stamps.next(ib.now()) })
+		ib.writer = newWriter(ib.store, ib.log, ib.cfg.Linger.Duration, func() time.Time { return ib.stamps.next(ib.now()) })
 		// What the client sent is durable before the server says it
 		// has it (XEP-0198 <a/>), and an account's queued writes land
 		// before its data is deleted.

@@ -321,7 +321,7 @@ func TestWriterBadWrite(t *testing.T) {
 	ctx := context.Background()
 	store := openStore(t)
 	var last time.Time
-	w := newWriter(failingStore{store}, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { last = last.Add(time.Second); return last })
+	w := newWriter(failingStore{store}, slog.New(slog.NewTextHandler(io.Discard, nil)), 0, func() time.Time { last = last.Add(time.Second); return last })
 	alice := jid.MustParse("alice@x")
 	var ops []storage.InboxOp
 	for _, p := range []string{"a@x", "bad@x", "b@x"} {
@@ -355,7 +355,7 @@ func TestWriterFull(t *testing.T) {
 	store := openStore(t)
 	release := make(chan struct{})
 	var ss stamps
-	w := newWriter(blockingStore{store, release}, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return ss.next(time.Now()) })
+	w := newWriter(blockingStore{store, release}, slog.New(slog.NewTextHandler(io.Discard, nil)), 0, func() time.Time { return ss.next(time.Now()) })
 	alice := jid.MustParse("alice@x")
 	op := func(i int) storage.InboxOp {
 		return storage.InboxOp{Update: storage.InboxUpdate{Owner: alice, With: jid.MustParse(fmt.Sprintf("p%d@x", i%100)), Message: "<message/>"}}

@@ -35,13 +35,14 @@ const maxQueue = 8192
 // gives the updates their stamps (from stamp) in queue order, so that an
 // entry's time never goes back, and commits up to maxBatch writes per
 // transaction.
-func newWriter(store Store, log *slog.Logger, stamp func() time.Time) *batch.Writer[storage.InboxOp] {
+func newWriter(store Store, log *slog.Logger, linger time.Duration, stamp func() time.Time) *batch.Writer[storage.InboxOp] {
 	return batch.New(func(ctx context.Context, ops []storage.InboxOp) error {
 		applyEach(ctx, store, log, ops)
 		return nil
 	}, batch.Options[storage.InboxOp]{
 		MaxBatch: maxBatch,
 		MaxQueue: maxQueue,
+		Linger:   linger,
 		Log:      log,
 		Prepare: func(op *storage.InboxOp) {
 			if op.Kind == storage.InboxOpUpdate {

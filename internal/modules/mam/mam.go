@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/meerkat-xmpp/meerkat/internal/batch"
+	"github.com/meerkat-xmpp/meerkat/internal/config"
 	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
 	"github.com/meerkat-xmpp/meerkat/jid"
@@ -45,12 +46,13 @@ const (
 
 // Config configures the module.
 type Config struct {
-	Default         string `toml:"default" comment:"What is archived for users without preferences: always, never, or roster (only messages with contacts in the roster)."`
-	DefaultPageSize int    `toml:"default_page_size" comment:"Results per page when a query does not say."`
-	MaxPageSize     int    `toml:"max_page_size" comment:"Most results per page, whatever a query asks."`
-	MaxBatch        int    `toml:"max_batch" comment:"Most messages written in one transaction."`
-	MaxQueue        int    `toml:"max_queue" comment:"Messages waiting to be written; when full, senders wait for the disk."`
-	Node            int    `toml:"node" comment:"This node's number (0-255), part of every archive ID: each node of a cluster needs its own."`
+	Default         string          `toml:"default" comment:"What is archived for users without preferences: always, never, or roster (only messages with contacts in the roster)."`
+	DefaultPageSize int             `toml:"default_page_size" comment:"Results per page when a query does not say."`
+	MaxPageSize     int             `toml:"max_page_size" comment:"Most results per page, whatever a query asks."`
+	MaxBatch        int             `toml:"max_batch" comment:"Most messages written in one transaction."`
+	MaxQueue        int             `toml:"max_queue" comment:"Messages waiting to be written; when full, senders wait for the disk."`
+	Node            int             `toml:"node" comment:"This node's number (0-255), part of every archive ID: each node of a cluster needs its own."`
+	Linger          config.Duration `toml:"linger" comment:"How long archived messages gather before they are written, unless a client waits for them (an acknowledgement, a query): longer batches, less disk work."`
 }
 
 // Validate implements module.Validator.
@@ -65,6 +67,9 @@ func (c *Config) Validate() []error {
 	if c.MaxBatch < 1 || c.MaxQueue < c.MaxBatch {
 		errs = append(errs, errors.New("max_batch must be at least 1 and max_queue at least max_batch"))
 	}
+	if c.Linger.Duration < 0 || c.Linger.Duration > time.Second {
+		errs = append(errs, errors.New("linger: must be between 0 and 1s"))
+	}
 	if c.Node < 0 || c.Node > 255 {
 		errs = append(errs, errors.New("node: must be between 0 and 255"))
 	}
@@ -77,7 +82,7 @@ func init() {
 		Doc:              "Message archive (XEP-0313) with stanza IDs (XEP-0359) and preferences (XEP-0441).",
 		EnabledByDefault: true,
 		Config: func() any {
-			return &Config{Default: Always, DefaultPageSize: 50, MaxPageSize: 250, MaxBatch: 500, MaxQueue: 20000}
+			return &Config{Default: Always, DefaultPageSize: 50, MaxPageSize: 250, MaxBatch: 500, MaxQueue: 20000, Linger: config.Duration{Duration: 5 * time.Millisecond}}
 		},
 		New: func(cfg any) (module.Module, error) { return &MAM{cfg: *cfg.(*Config)}, nil },
 	})
@@ -131,7 +136,7 @@ func (m *MAM) Start(ctx context.Context, env *module.Env) error {
 	m.store, m.host, m.log = st, env.Host, env.Logger
 	m.ids.node = uint64(m.cfg.Node)
 	m.prefs.init()
-	m.writer = batch.New(st.AppendArchive, batch.Options[storage.ArchiveMessage]{MaxBatch: m.cfg.MaxBatch, MaxQueue: m.cfg.MaxQueue, Log: env.Logger})
+	m.writer = batch.New(st.AppendArchive, batch.Options[storage.ArchiveMessage]{MaxBatch: m.cfg.MaxBatch, MaxQueue: m.cfg.MaxQueue, Linger: m.cfg.Linger.Duration, Log: env.Logger})
 
 	h := env.Hooks
 	for _, f := range []string{NS, NSExtended, NSv1, NSStanzaID} {

@@ -61,7 +61,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	dsn := "file:" + opts.Path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(" + sync + ")&_pragma=foreign_keys(1)&_txlock=immediate"
-	w, err := sql.Open("sqlite", dsn)
+	// The writer keeps 64 MiB of pages: the archive's and the inbox's
+	// indexes take writes all over them (one leaf per user), and a page
+	// read again from the OS for every batch costs more than the write.
+	w, err := sql.Open("sqlite", dsn+"&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", opts.Path, err)
 	}
@@ -71,7 +74,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)&_pragma=cache_size(-16384)")
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", opts.Path, err)
