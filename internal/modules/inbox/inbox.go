@@ -70,7 +70,7 @@ type Config struct {
 	MaxResultBytes   int             `toml:"max_result_bytes" comment:"Size of the results of one query, roughly, beyond which the page ends early (0: no limit); all are queued for the client at once, so keep it well below c2s.max_outbound_bytes."`
 	BinTTL           config.Duration `toml:"bin_ttl" comment:"Entries in the bin for this long are deleted (0: never)."`
 	BinCleanInterval config.Duration `toml:"bin_clean_interval" comment:"How often the bins are purged of entries older than bin_ttl."`
-	Linger           config.Duration `toml:"linger" comment:"With writes = batch: how long writes gather before they are committed, unless a client waits for them (an acknowledgement, a read): longer batches, less disk work."`
+	Linger           config.Duration `toml:"linger" comment:"With batched writes: how long writes gather before they are committed, unless a client waits for them (an acknowledgement, a read): longer batches, less disk work."`
 	Writes           string          `toml:"writes" comment:"batch: the message path queues its inbox writes and one goroutine commits them together, durable before the server acknowledges the message (XEP-0198) and before any inbox read; sync: one commit per write in the message path."`
 }
 
