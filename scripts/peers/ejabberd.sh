@@ -17,7 +17,8 @@
 #
 # PEERS_PROFILE=bench makes the instance bench/compare uses instead: its own
 # node (meerkat_bench@localhost), directory ($MEERKAT_PEERS_DIR/ejabberd-bench)
-# and ports (36222, 36223, 36443), no archive (mod_mam off), in-band
+# and ports (36222, 36223, 36443), no archive (mod_mam off; PEERS_ARCHIVE=1:
+# on, "default: always", in Mnesia like the rest), in-band
 # registration from loopback (to create thousands of users quickly), no
 # shapers, the stanza size limit of Meerkat (64 KiB), and the certificate
 # in $BENCH_CERT_DIR when set. Users are managed with
@@ -85,6 +86,14 @@ configure() {
     default: always" register=""
 	if [ "$PROFILE" = bench ]; then
 		stanza_limit=65536 mam=""
+		# PEERS_ARCHIVE=1 (bench/compare ARCHIVE=1): archive every
+		# one-to-one message, in the default database (Mnesia) as the
+		# rest of the bench instance.
+		if [ "${PEERS_ARCHIVE:-0}" = 1 ]; then
+			mam="  mod_mam:
+    assume_mam_usage: true
+    default: always"
+		fi
 		register="  mod_register:
     ip_access: register_ip
     access: register
