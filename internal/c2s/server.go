@@ -108,7 +108,10 @@ func (c *Config) setDefaults() {
 		c.MaxOutboundBytes = 1 << 20
 	}
 	if c.ReadBufferSize <= 0 {
-		c.ReadBufferSize = 4096
+		// Small: every connection holds one for its whole life, and TLS
+		// hands over at most what it has decrypted anyway (a copy, not a
+		// system call, per read).
+		c.ReadBufferSize = 1024
 	}
 	if c.CloseGrace <= 0 {
 		c.CloseGrace = 2 * time.Second

@@ -204,11 +204,11 @@ func (s *Session) flush() {
 		if len(s.out) == 0 {
 			s.flushing = false
 			closing, tr := s.closing, s.tr
-			// Idle sessions should not pin large buffers.
-			if cap(s.spare) > 8<<10 {
-				s.spare = nil
-			}
-			if cap(s.out) > 8<<10 {
+			// Idle sessions should not pin buffers: the spare one is
+			// only of use while writing, and the output buffer is kept
+			// only when small (an idle session is most sessions).
+			s.spare = nil
+			if cap(s.out) > 1<<10 {
 				s.out = nil
 			}
 			s.drained.Broadcast()

@@ -86,6 +86,7 @@ type HTTP struct {
 	BOSHMaxWait    Duration `toml:"bosh_max_wait" comment:"Longest a BOSH request is held waiting for data (XEP-0124 'wait')."`
 	BOSHInactivity Duration `toml:"bosh_inactivity" comment:"A BOSH session with no request for this long is over (XEP-0124 §10)."`
 	BehindTLSProxy bool     `toml:"behind_tls_proxy" comment:"Plain-HTTP requests come through a proxy that terminated TLS: treat them as encrypted."`
+	Pprof          bool     `toml:"pprof" comment:"Serve Go's profiler at /debug/pprof/ (CPU, heap, goroutines), for performance work; only with the listeners on loopback or behind an access control."`
 }
 
 // Storage configures the backend.

@@ -204,3 +204,19 @@ func TestPasswordsNotStored(t *testing.T) {
 	}
 	scan("after shutdown", false)
 }
+
+// TestPprof: the profiler is served only when configured.
+func TestPprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		srv := servertest.Start(t, func(c *config.Config) { c.HTTP.Pprof = on })
+		resp, err := http.Get("http://" + srv.Addrs().HTTP.String() + "/debug/pprof/heap?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := resp.StatusCode == http.StatusOK && strings.Contains(string(body), "heap profile"); got != on {
+			t.Errorf("pprof = %v: GET /debug/pprof/heap gave %s", on, resp.Status)
+		}
+	}
+}
