@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/meerkat-xmpp/meerkat/stanza"
@@ -270,12 +271,8 @@ func (c *Client) FetchInbox(q InboxQuery) ([]InboxEntry, *xmlstream.Element) {
 }
 
 func bareString(s string) string {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' {
-			return s[:i]
-		}
-	}
-	return s
+	bare, _, _ := strings.Cut(s, "/")
+	return bare
 }
 
 func bareOf(a Addr) Addr { return RawAddr(bareString(a.String())) }

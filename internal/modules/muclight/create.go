@@ -155,13 +155,18 @@ func (m *MUCLight) checkRoomsPerUser(ctx context.Context, user jid.JID, service 
 // empty body (muclight.md "Create": "The notification messages carry the
 // same id as the IQ").
 func (m *MUCLight) notify(ctx context.Context, roomJID jid.JID, id string, to jid.JID, payloads ...*xmlstream.Element) {
+	m.sendTo(ctx, roomNotice(roomJID, id, payloads...), stanza.KindMessage, stanza.MessageGroupchat, roomJID, to)
+}
+
+// roomNotice is a message of the room itself: from the room JID, with
+// the IQ's id, the payloads and an empty body.
+func roomNotice(roomJID jid.JID, id string, payloads ...*xmlstream.Element) *xmlstream.Element {
 	msg := xmlstream.NewElement("message", stanza.NSClient).SetAttr("from", roomJID.String()).SetAttr("type", stanza.MessageGroupchat)
 	if id != "" {
 		msg.SetAttr("id", id)
 	}
 	msg.AddChild(payloads...)
-	msg.AddChild(xmlstream.NewElement("body", stanza.NSClient))
-	m.sendTo(ctx, msg, stanza.KindMessage, stanza.MessageGroupchat, roomJID, to)
+	return msg.AddChild(xmlstream.NewElement("body", stanza.NSClient))
 }
 
 // archiveMembership runs the RoomMessage hooks for a membership change as
@@ -175,11 +180,6 @@ func (m *MUCLight) archiveMembership(ctx context.Context, r *room, id string, ch
 	for _, c := range changes {
 		x.AddChild(userElement(NSAffiliations, c.User, c.Aff))
 	}
-	msg := xmlstream.NewElement("message", stanza.NSClient).SetAttr("from", r.Room.String()).SetAttr("type", stanza.MessageGroupchat)
-	if id != "" {
-		msg.SetAttr("id", id)
-	}
-	msg.AddChild(x, xmlstream.NewElement("body", stanza.NSClient))
-	st := &stanza.Stanza{El: msg, Kind: stanza.KindMessage, Type: stanza.MessageGroupchat, ID: id, From: r.Room}
+	st := &stanza.Stanza{El: roomNotice(r.Room, id, x), Kind: stanza.KindMessage, Type: stanza.MessageGroupchat, ID: id, From: r.Room}
 	module.RunStanza(ctx, &m.hooks.RoomMessage, &module.StanzaEvent{Stanza: st, User: r.Room})
 }

@@ -150,14 +150,8 @@ func (m *MUCLight) serviceItems(ctx context.Context, req *request, p *xmlstream.
 	}
 	q := xmlstream.NewElement("query", stanza.NSDiscoItems)
 	for _, r := range refs[start:end] {
-		name := ""
-		for _, f := range r.Config {
-			if f.Name == "roomname" {
-				name = f.Value
-			}
-		}
 		q.AddChild(xmlstream.NewElement("item", stanza.NSDiscoItems).SetAttr("jid", r.Room.String()).
-			SetAttr("name", name).SetAttr("version", r.Version))
+			SetAttr("name", field(r.Config, "roomname")).SetAttr("version", r.Version))
 	}
 	res := rsm.Result{FirstIndex: -1, Count: len(refs)}
 	if end > start {

@@ -31,10 +31,7 @@ func (m *MUCLight) configGet(r *room, p *xmlstream.Element) (*xmlstream.Element,
 		return nil, nil
 	}
 	q := xmlstream.NewElement("query", NSConfiguration).AddChild(textElement("version", NSConfiguration, r.Version))
-	for _, f := range r.Config {
-		q.AddChild(textElement(f.Name, NSConfiguration, f.Value))
-	}
-	return q, nil
+	return addFields(q, NSConfiguration, r.Config), nil
 }
 
 func (m *MUCLight) affiliationsGet(r *room, p *xmlstream.Element) (*xmlstream.Element, error) {
@@ -45,10 +42,7 @@ func (m *MUCLight) affiliationsGet(r *room, p *xmlstream.Element) (*xmlstream.El
 		return nil, nil
 	}
 	q := xmlstream.NewElement("query", NSAffiliations).AddChild(textElement("version", NSAffiliations, r.Version))
-	for _, o := range r.Members {
-		q.AddChild(userElement(NSAffiliations, o.User, o.Affiliation))
-	}
-	return q, nil
+	return addMembers(q, NSAffiliations, r.Members), nil
 }
 
 // info: muclight.md "Members": "…#info get returns <version>,
@@ -60,15 +54,25 @@ func (m *MUCLight) info(r *room, p *xmlstream.Element) (*xmlstream.Element, erro
 	if versionMatches(r, p) {
 		return nil, nil
 	}
-	cfg := xmlstream.NewElement("configuration", NSInfo)
-	for _, f := range r.Config {
-		cfg.AddChild(textElement(f.Name, NSInfo, f.Value))
-	}
-	occ := xmlstream.NewElement("occupants", NSInfo)
-	for _, o := range r.Members {
-		occ.AddChild(userElement(NSInfo, o.User, o.Affiliation))
-	}
+	cfg := addFields(xmlstream.NewElement("configuration", NSInfo), NSInfo, r.Config)
+	occ := addMembers(xmlstream.NewElement("occupants", NSInfo), NSInfo, r.Members)
 	return xmlstream.NewElement("query", NSInfo).AddChild(textElement("version", NSInfo, r.Version), cfg, occ), nil
+}
+
+// addFields adds one element per configuration field to parent.
+func addFields(parent *xmlstream.Element, ns string, cfg []storage.MUCLightField) *xmlstream.Element {
+	for _, f := range cfg {
+		parent.AddChild(textElement(f.Name, ns, f.Value))
+	}
+	return parent
+}
+
+// addMembers adds one <user/> per member to parent.
+func addMembers(parent *xmlstream.Element, ns string, members []storage.MUCLightOccupant) *xmlstream.Element {
+	for _, o := range members {
+		parent.AddChild(userElement(ns, o.User, o.Affiliation))
+	}
+	return parent
 }
 
 // change runs fn on the room's stored state under the room's lock and

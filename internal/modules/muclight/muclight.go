@@ -265,8 +265,11 @@ func newRoom(r storage.MUCLightRoom) *room {
 	return rm
 }
 
-func (r *room) field(name string) string {
-	for _, f := range r.Config {
+func (r *room) field(name string) string { return field(r.Config, name) }
+
+// field is the value of a configuration field, "" when it is not set.
+func field(cfg []storage.MUCLightField, name string) string {
+	for _, f := range cfg {
 		if f.Name == name {
 			return f.Value
 		}

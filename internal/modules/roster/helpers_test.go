@@ -2,6 +2,7 @@ package roster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -93,8 +94,11 @@ func rosterStore(t *testing.T, srv *servertest.Server) storage.RosterStore {
 func entry(t *testing.T, srv *servertest.Server, user, contact jid.JID) *storage.RosterItem {
 	t.Helper()
 	it, err := rosterStore(t, srv).RosterItem(context.Background(), user, contact)
-	if err != nil {
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil
+	}
+	if err != nil {
+		t.Fatalf("roster item of %s for %s: %v", user, contact, err)
 	}
 	return &it
 }
