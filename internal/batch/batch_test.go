@@ -17,6 +17,7 @@ type flakyStore struct {
 	failures int
 	batches  [][]int
 	gate     chan struct{}
+	stored   chan int // when set, gets the size of each batch stored
 }
 
 func (s *flakyStore) store(_ context.Context, items []int) error {
@@ -30,6 +31,9 @@ func (s *flakyStore) store(_ context.Context, items []int) error {
 		return errors.New("disk on fire")
 	}
 	s.batches = append(s.batches, append([]int(nil), items...))
+	if s.stored != nil {
+		s.stored <- len(items)
+	}
 	return nil
 }
 
@@ -146,7 +150,7 @@ func TestCloseGivesUpOnABrokenStore(t *testing.T) {
 }
 
 func TestLingerGathersAndWaitCutsItShort(t *testing.T) {
-	st := &flakyStore{}
+	st := &flakyStore{stored: make(chan int, 10)}
 	w := New(st.store, Options[int]{MaxBatch: 100, MaxQueue: 1000, Linger: time.Hour, Log: quiet})
 	defer w.Close()
 	for i := range 10 {
@@ -165,18 +169,17 @@ func TestLingerGathersAndWaitCutsItShort(t *testing.T) {
 	if items, batches := st.all(); len(items) != 10 || batches != 1 {
 		t.Errorf("stored %v in %d batches, want 10 items in 1", items, batches)
 	}
+	<-st.stored
 	// A full batch does not linger either.
 	for i := range 100 {
 		w.Add(i)
 	}
-	for {
-		if items, _ := st.all(); len(items) >= 110 {
-			break
+	select {
+	case n := <-st.stored:
+		if n != 100 {
+			t.Errorf("a batch of %d, want the full 100", n)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("a full batch waited for the linger")
-		case <-time.After(time.Millisecond):
-		}
+	case <-ctx.Done():
+		t.Fatal("a full batch waited for the linger")
 	}
 }

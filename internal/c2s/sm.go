@@ -32,6 +32,7 @@ type smState struct {
 	id        string        // resumption id (previd)
 	timeout   time.Duration // resumption timeout granted
 	in        uint32        // stanzas received from the client (XEP-0198 §4 'h')
+	durable   uint32        // 'in' when the BeforeAck hooks last ran: up to it all is stored
 	out       uint32        // stanzas sent to the client
 	acked     uint32        // last 'h' the client reported
 	queue     []unacked     // stanzas acked+1 … out
@@ -84,11 +85,16 @@ func (s *Session) handleSM(ctx context.Context, el *xmlstream.Element) error {
 }
 
 // beforeAck runs the BeforeAck hooks: what the client sent is durable
-// before the server says it has it.
+// before the server says it has it. Nothing new since the last run,
+// nothing to wait for (a client asking <r/> twice waits on no writer).
 func (s *Session) beforeAck(ctx context.Context) {
+	if s.sm.in == s.sm.durable && s.sm.enabled {
+		return
+	}
 	for _, h := range s.srv.hooks.BeforeAck.Hooks() {
 		h.Fn(ctx, s)
 	}
+	s.sm.durable = s.sm.in
 }
 
 // smFailed answers <enable/> or <resume/> with <failed/> (XEP-0198 §6).

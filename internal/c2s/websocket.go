@@ -1,6 +1,7 @@
 package c2s
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -150,7 +151,7 @@ func (t *wsTransport) next(deadline time.Time) (xmlstream.Event, error) {
 			// The rest of the message is never read: the session ends.
 			return xmlstream.Event{}, &xmlstream.Error{Condition: xmlstream.CondPolicyViolation, Msg: "WebSocket message larger than the stanza size limit"}
 		}
-		if strings.TrimSpace(string(msg)) == "" {
+		if len(bytes.TrimSpace(msg)) == 0 {
 			continue // white space keepalive
 		}
 		// RFC 7395 §3.3.3: every message is one complete element.

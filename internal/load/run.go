@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/meerkat-xmpp/meerkat/internal/load/metrics"
+	"github.com/meerkat-xmpp/meerkat/internal/load/report"
 	"github.com/meerkat-xmpp/meerkat/internal/load/procfs"
 	"github.com/meerkat-xmpp/meerkat/internal/load/xmppc"
 	"github.com/meerkat-xmpp/meerkat/stanza"
@@ -634,17 +635,6 @@ func (r *Run) shutdown() {
 func progressLine(el time.Duration, s metrics.Sample, users int, rec *metrics.Recorder) string {
 	return fmt.Sprintf("%5ds online %d/%d  logins %d/s  sent %d/s  recv %d/s  ttd p50 %s p99 %s  errors %d",
 		int(el.Seconds()), s.Connected, users, s.Logins, s.Sent, s.Received,
-		fmtMicros(s.TTDP50), fmtMicros(s.TTDP99), rec.Errors.Load()+rec.LoginErrors.Load())
+		report.Micros(s.TTDP50), report.Micros(s.TTDP99), rec.Errors.Load()+rec.LoginErrors.Load())
 }
 
-func fmtMicros(us int64) string {
-	switch {
-	case us == 0:
-		return "-"
-	case us < 1000:
-		return fmt.Sprintf("%dµs", us)
-	case us < 1_000_000:
-		return fmt.Sprintf("%.1fms", float64(us)/1000)
-	}
-	return fmt.Sprintf("%.2fs", float64(us)/1e6)
-}

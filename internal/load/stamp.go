@@ -16,14 +16,15 @@ import (
 // the receiver finds it where the sender put it.
 const NSStamp = "urn:meerkat:load:0"
 
-// pad is the body text, sliced to the configured size.
+// pad is the body text, sliced to the configured size; longer bodies
+// are built per message (senders run concurrently: pad never changes).
 var pad = strings.Repeat("Lorem ipsum dolor sit amet, consectetur adipiscing elit. ", 1<<10/56+1)
 
 func body(n int) string {
-	for len(pad) < n {
-		pad += pad
+	if n <= len(pad) {
+		return pad[:n]
 	}
-	return pad[:n]
+	return strings.Repeat(pad, n/len(pad)+1)[:n]
 }
 
 // Message returns a stamped message of type typ to to, with a body of n

@@ -45,7 +45,9 @@ func (k *KeyCache) Derivations() int {
 }
 
 func (k *KeyCache) salted(h func() hash.Hash, mech, user, pass string, salt []byte, iters int) ([]byte, error) {
-	key := mech + "\x00" + user + "\x00" + pass + "\x00" + string(salt) + "\x00" + strconv.Itoa(iters)
+	// The password enters the key only hashed: the cache is saved to disk.
+	sum := sha256.Sum256([]byte(pass))
+	key := mech + "\x00" + user + "\x00" + string(sum[:]) + "\x00" + string(salt) + "\x00" + strconv.Itoa(iters)
 	if k != nil {
 		if v, ok := k.m.Load(key); ok {
 			return v.([]byte), nil

@@ -50,13 +50,14 @@ const (
 //
 // Headline messages are copied only with IM payloads, as the rules say.
 func Eligible(st *stanza.Stanza, dir Direction, chatStates bool) bool {
+	if st.Type == stanza.MessageGroupchat {
+		return false // before any scan: every room copy comes this way
+	}
 	el := st.El
 	if el.Child("private", NS) != nil || el.Child("no-copy", NSHints) != nil {
 		return false
 	}
 	switch st.Type {
-	case stanza.MessageGroupchat:
-		return false
 	case stanza.MessageError:
 		if imContent(el, chatStates) {
 			return true

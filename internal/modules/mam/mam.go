@@ -146,10 +146,16 @@ func (m *MAM) Start(ctx context.Context, env *module.Env) error {
 	h.UserSend.Add(env.Owner, unstampPriority, m.unstampOutgoing)
 	h.UserReceive.Add(env.Owner, incomingPriority, m.archiveIncoming)
 	h.BeforeAck.Add(env.Owner, 0, func(ctx context.Context, _ module.Session) { m.writer.Wait(ctx) })
-	// What is queued for an account is written before the account's data
-	// is deleted, so that nothing of it is written after.
-	h.UserRemoving.Add(env.Owner, 0, func(ctx context.Context, _ jid.JID) { m.writer.Wait(ctx) })
-	h.UserRemoved.Add(env.Owner, 0, func(_ context.Context, user jid.JID) { m.prefs.forget(user) })
+	// The account's data is deleted before its sessions are closed:
+	// what they archived in between, queued or not, goes once they are
+	// closed (UserRemoved), so nothing of it outlives the account.
+	h.UserRemoved.Add(env.Owner, 0, func(ctx context.Context, user jid.JID) {
+		m.prefs.forget(user)
+		m.writer.Wait(ctx)
+		if err := m.store.RemoveArchive(ctx, user); err != nil {
+			m.log.Error("mam: removing the archive of a removed account", "user", user.String(), "error", err)
+		}
+	})
 	h.RoomMessage.Add(env.Owner, 0, m.archiveRoom)
 	for _, ns := range []string{NS, NSv1} {
 		for _, typ := range []string{stanza.IQGet, stanza.IQSet} {
@@ -176,10 +182,6 @@ func (m *MAM) Stop() error {
 	return nil
 }
 
-// outgoingKey keeps, between the two UserSend hooks, the message as the
-// sender sent it.
-type outgoingKey struct{}
-
 // stampOutgoing archives a message a user sends, in the user's archive,
 // and gives the copies the user's other resources get (carbons) the
 // user's stanza ID.
@@ -188,7 +190,6 @@ func (m *MAM) stampOutgoing(ctx context.Context, ev *module.StanzaEvent) module.
 	if ev.Session == nil || st.Kind != stanza.KindMessage {
 		return module.Continue
 	}
-	ev.Session.SetValue(outgoingKey{}, nil)
 	owner := ev.User
 	clean := withStanzaID(st.El, owner.String(), "")
 	// A message to the account itself is archived once, as incoming.
@@ -198,8 +199,7 @@ func (m *MAM) stampOutgoing(ctx context.Context, ev *module.StanzaEvent) module.
 	}
 	id := m.ids.next(time.Now())
 	m.writer.Add(storage.ArchiveMessage{ID: id, Owner: owner, With: st.To, Outgoing: true, Stanza: serialize(clean)})
-	ev.Session.SetValue(outgoingKey{}, clean)
-	st.El = withStanzaID(clean, owner.String(), m.codec.encode(id))
+	st.El = addStanzaID(st.El, clean, owner.String(), m.codec.encode(id))
 	return module.Continue
 }
 
@@ -207,12 +207,8 @@ func (m *MAM) stampOutgoing(ctx context.Context, ev *module.StanzaEvent) module.
 // goes to its recipient (XEP-0313 §3: not to JIDs that cannot read the
 // archive).
 func (m *MAM) unstampOutgoing(_ context.Context, ev *module.StanzaEvent) module.Result {
-	if ev.Session == nil || ev.Stanza.Kind != stanza.KindMessage {
-		return module.Continue
-	}
-	if clean, ok := ev.Session.Value(outgoingKey{}).(*xmlstream.Element); ok {
-		ev.Stanza.El = clean
-		ev.Session.SetValue(outgoingKey{}, nil)
+	if ev.Session != nil && ev.Stanza.Kind == stanza.KindMessage {
+		ev.Stanza.El = withStanzaID(ev.Stanza.El, ev.User.String(), "")
 	}
 	return module.Continue
 }
@@ -237,7 +233,7 @@ func (m *MAM) archiveIncoming(ctx context.Context, ev *module.StanzaEvent) modul
 	}
 	id := m.ids.next(time.Now())
 	m.writer.Add(storage.ArchiveMessage{ID: id, Owner: owner, With: st.From, Stanza: serialize(clean)})
-	st.El = withStanzaID(clean, owner.String(), m.codec.encode(id))
+	st.El = addStanzaID(st.El, clean, owner.String(), m.codec.encode(id))
 	return module.Continue
 }
 
@@ -262,7 +258,7 @@ func (m *MAM) archiveRoom(_ context.Context, ev *module.StanzaEvent) module.Resu
 	}
 	id := m.ids.next(time.Now())
 	m.writer.Add(storage.ArchiveMessage{ID: id, Owner: room, With: sender.Bare(), Stanza: serialize(clean)})
-	st.El = withStanzaID(clean, room.String(), m.codec.encode(id))
+	st.El = addStanzaID(st.El, clean, room.String(), m.codec.encode(id))
 	return module.Continue
 }
 

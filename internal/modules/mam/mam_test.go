@@ -277,6 +277,11 @@ func TestStoryQueries(t *testing.T) {
 		if !p3.complete() {
 			t.Errorf("page 3 is the end: %s", p3.fin)
 		}
+		// After a cursor the page is not the whole result set: no count,
+		// no index (they would be those of the page).
+		if p3.set().Child("count", NSRSM) != nil || p3.set().Child("first", NSRSM).Attr("index") != "" {
+			t.Errorf("page 3 after a cursor claims a count: %s", p3.fin)
+		}
 
 		// Paging backwards: the last page, then <before/>.
 		b1 := query(t, bob, story.MAMQuery{Max: 5, Last: true})
@@ -290,6 +295,9 @@ func TestStoryQueries(t *testing.T) {
 		assertBodies(t, "before m2", b3, "m0", "m1")
 		if !b3.complete() {
 			t.Errorf("the first page backwards is complete: %s", b3.fin)
+		}
+		if b3.set().Child("count", NSRSM) != nil {
+			t.Errorf("a page before a cursor claims a count: %s", b3.fin)
 		}
 
 		// flip-page: the same page, newest first; first and last unchanged.

@@ -266,7 +266,7 @@ func (m *MAM) parseQuery(ctx context.Context, q *xmlstream.Element, owner jid.JI
 	if aq.MaxID != 0 && aq.MinID > aq.MaxID {
 		aq.IDs = []uint64{} // an empty range
 	}
-	return aq, false, nil
+	return aq, req.HasAfter || req.Before != "", nil
 }
 
 // resultMessage wraps an archived message for the requester (XEP-0313

@@ -76,8 +76,22 @@ func withStanzaID(el *xmlstream.Element, by, id string) *xmlstream.Element {
 		c.Children = kept
 	}
 	if id != "" {
-		c.AddChild(&xmlstream.Element{Name: "stanza-id", NS: stanza.NSStanzaID,
-			Attrs: []xmlstream.Attr{{Name: "by", Value: by}, {Name: "id", Value: id}}})
+		c.AddChild(stanzaIDElement(by, id))
 	}
 	return c
+}
+
+// addStanzaID adds our <stanza-id/> to clean, the result of
+// withStanzaID(orig, by, ""): in place when clean is already a copy of
+// its own, else on a copy — one copy of the message at most.
+func addStanzaID(orig, clean *xmlstream.Element, by, id string) *xmlstream.Element {
+	if clean == orig {
+		clean = orig.ShallowCopy()
+	}
+	return clean.AddChild(stanzaIDElement(by, id))
+}
+
+func stanzaIDElement(by, id string) *xmlstream.Element {
+	return &xmlstream.Element{Name: "stanza-id", NS: stanza.NSStanzaID,
+		Attrs: []xmlstream.Attr{{Name: "by", Value: by}, {Name: "id", Value: id}}}
 }
