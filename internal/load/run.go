@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/meerkat-xmpp/meerkat/internal/load/metrics"
-	"github.com/meerkat-xmpp/meerkat/internal/load/report"
 	"github.com/meerkat-xmpp/meerkat/internal/load/procfs"
+	"github.com/meerkat-xmpp/meerkat/internal/load/report"
 	"github.com/meerkat-xmpp/meerkat/internal/load/xmppc"
 	"github.com/meerkat-xmpp/meerkat/stanza"
 	"github.com/meerkat-xmpp/meerkat/xmlstream"
@@ -637,4 +637,3 @@ func progressLine(el time.Duration, s metrics.Sample, users int, rec *metrics.Re
 		int(el.Seconds()), s.Connected, users, s.Logins, s.Sent, s.Received,
 		report.Micros(s.TTDP50), report.Micros(s.TTDP99), rec.Errors.Load()+rec.LoginErrors.Load())
 }
-
