@@ -167,6 +167,9 @@ func (s *Session) Deliver(el *xmlstream.Element) bool {
 
 // appendLocked queues one element.
 func (s *Session) appendLocked(el *xmlstream.Element) {
+	if s.out == nil {
+		s.out = getOutBuffer()
+	}
 	s.out = s.tr.appendElement(s.out, el)
 	s.frameLocked()
 }
@@ -176,6 +179,19 @@ func (s *Session) frameLocked() {
 	if s.tr.framed() {
 		s.ends = append(s.ends, len(s.out))
 	}
+}
+
+// outBuffers are output buffers between bursts of writing.
+var outBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2<<10); return &b }}
+
+func getOutBuffer() []byte { return (*outBuffers.Get().(*[]byte))[:0] }
+
+// putOutBuffer pools b unless it is of no use or too large to keep.
+func putOutBuffer(b []byte) {
+	if cap(b) == 0 || cap(b) > 64<<10 {
+		return
+	}
+	outBuffers.Put(&b)
 }
 
 // sendElement queues a first-level element that is not a stanza.
@@ -204,13 +220,11 @@ func (s *Session) flush() {
 		if len(s.out) == 0 {
 			s.flushing = false
 			closing, tr := s.closing, s.tr
-			// Idle sessions should not pin buffers: the spare one is
-			// only of use while writing, and the output buffer is kept
-			// only when small (an idle session is most sessions).
-			s.spare = nil
-			if cap(s.out) > 1<<10 {
-				s.out = nil
-			}
+			// Idle sessions hold no buffers (an idle session is most
+			// sessions): both go back to a pool the busy ones draw from.
+			putOutBuffer(s.spare)
+			putOutBuffer(s.out)
+			s.spare, s.out = nil, nil
 			s.drained.Broadcast()
 			abandon := s.abandon == tr
 			if abandon {
