@@ -2,6 +2,7 @@ package xmlstream
 
 import (
 	"strconv"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -133,10 +134,20 @@ func (e *Element) AppendStandalone(dst []byte) []byte {
 	return e.AppendXML(dst, Scope{})
 }
 
-// String returns e serialized as a standalone element.
+// String returns e serialized as a standalone element, with one
+// allocation: it is how modules store stanzas (the archive, the inbox).
 func (e *Element) String() string {
-	return string(e.AppendXML(nil, Scope{}))
+	bp := stringBuffers.Get().(*[]byte)
+	b := e.AppendXML((*bp)[:0], Scope{})
+	s := string(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		stringBuffers.Put(bp)
+	}
+	return s
 }
+
+var stringBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
 
 // Escape classes: 0 copy as is, 1 escape, 2 not an XML character, 3 start
 // of a multi-byte UTF-8 sequence (checked on the slow path).

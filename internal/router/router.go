@@ -400,7 +400,8 @@ func (r *Router) toBare(ctx context.Context, st *stanza.Stanza, from module.Sess
 		r.handleIQ(ctx, st, from, module.TargetBare)
 		return
 	}
-	if st.Type == stanza.MessageGroupchat && r.fromServiceRoom(st) && len(r.Sessions(user)) == 0 {
+	fromRoom := st.Type == stanza.MessageGroupchat && r.fromServiceRoom(st)
+	if fromRoom && len(r.Sessions(user)) == 0 {
 		// A room's copy for a member without a session: nobody to give
 		// it to, and no offline storage for groupchat (deliverBare), so
 		// it is dropped without the account lookup a storage query
@@ -415,11 +416,13 @@ func (r *Router) toBare(ctx context.Context, st *stanza.Stanza, from module.Sess
 	if module.RunStanza(ctx, &r.hooks.UserReceive, &ev) == module.Stop {
 		return
 	}
-	r.deliverBare(ctx, st, user)
+	r.deliverBare(ctx, st, user, fromRoom)
 }
 
-// deliverBare delivers a message or presence to the account's resources.
-func (r *Router) deliverBare(ctx context.Context, st *stanza.Stanza, user jid.JID) {
+// deliverBare delivers a message or presence to the account's resources;
+// fromRoom tells a groupchat message from a room of a registered service
+// (fromServiceRoom, decided once by the caller).
+func (r *Router) deliverBare(ctx context.Context, st *stanza.Stanza, user jid.JID, fromRoom bool) {
 	sessions := r.Sessions(user)
 	if st.Kind == stanza.KindPresence {
 		switch st.Type {
@@ -435,7 +438,6 @@ func (r *Router) deliverBare(ctx context.Context, st *stanza.Stanza, user jid.JI
 		}
 		return
 	}
-	fromRoom := false
 	switch st.Type {
 	case stanza.MessageError:
 		return // §8.5.2.1.1: silently ignored
@@ -446,11 +448,10 @@ func (r *Router) deliverBare(ctx context.Context, st *stanza.Stanza, user jid.JI
 		// resource with a non-negative priority gets it, as a headline.
 		// Without one the copy is dropped: room history is in the room's
 		// archive.
-		if !r.fromServiceRoom(st) {
+		if !fromRoom {
 			r.Bounce(ctx, st, stanza.NewError(stanza.ServiceUnavailable, ""))
 			return
 		}
-		fromRoom = true
 	}
 	// Resources with a negative priority never get messages to the bare
 	// JID (§8.5.2.1.1). Normal and chat go to the "most available"
@@ -550,14 +551,14 @@ func (r *Router) toFull(ctx context.Context, st *stanza.Stanza, from module.Sess
 	case stanza.KindMessage:
 		switch st.Type {
 		case stanza.MessageChat:
-			r.deliverBare(ctx, st, user)
+			r.deliverBare(ctx, st, user, st.Type == stanza.MessageGroupchat && r.fromServiceRoom(st))
 		case stanza.MessageError:
 		default:
 			r.Bounce(ctx, st, stanza.NewError(stanza.ServiceUnavailable, ""))
 		}
 	case stanza.KindPresence:
 		if st.Type == stanza.PresenceSubscribe {
-			r.deliverBare(ctx, st, user)
+			r.deliverBare(ctx, st, user, st.Type == stanza.MessageGroupchat && r.fromServiceRoom(st))
 		}
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/meerkat-xmpp/meerkat/internal/batch"
@@ -198,7 +197,7 @@ func (m *MAM) stampOutgoing(ctx context.Context, ev *module.StanzaEvent) module.
 		return module.Continue
 	}
 	id := m.ids.next(time.Now())
-	m.writer.Add(storage.ArchiveMessage{ID: id, Owner: owner, With: st.To, Outgoing: true, Stanza: serialize(clean)})
+	m.writer.Add(storage.ArchiveMessage{ID: id, Owner: owner, With: st.To, Outgoing: true, Stanza: clean.String()})
 	st.El = addStanzaID(st.El, clean, owner.String(), m.codec.encode(id))
 	return module.Continue
 }
@@ -232,7 +231,7 @@ func (m *MAM) archiveIncoming(ctx context.Context, ev *module.StanzaEvent) modul
 		return module.Continue
 	}
 	id := m.ids.next(time.Now())
-	m.writer.Add(storage.ArchiveMessage{ID: id, Owner: owner, With: st.From, Stanza: serialize(clean)})
+	m.writer.Add(storage.ArchiveMessage{ID: id, Owner: owner, With: st.From, Stanza: clean.String()})
 	st.El = addStanzaID(st.El, clean, owner.String(), m.codec.encode(id))
 	return module.Continue
 }
@@ -257,21 +256,7 @@ func (m *MAM) archiveRoom(_ context.Context, ev *module.StanzaEvent) module.Resu
 		sender = st.From
 	}
 	id := m.ids.next(time.Now())
-	m.writer.Add(storage.ArchiveMessage{ID: id, Owner: room, With: sender.Bare(), Stanza: serialize(clean)})
+	m.writer.Add(storage.ArchiveMessage{ID: id, Owner: room, With: sender.Bare(), Stanza: clean.String()})
 	st.El = addStanzaID(st.El, clean, room.String(), m.codec.encode(id))
 	return module.Continue
-}
-
-var serializeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-// serialize returns el as a standalone string, with one allocation.
-func serialize(el *xmlstream.Element) string {
-	bp := serializeBuffers.Get().(*[]byte)
-	b := el.AppendStandalone((*bp)[:0])
-	s := string(b)
-	if cap(b) <= 64<<10 {
-		*bp = b
-		serializeBuffers.Put(bp)
-	}
-	return s
 }
