@@ -308,6 +308,11 @@ type Hooks struct {
 	// room JID with the sender's resource). The room archive stamps its
 	// stanza ID here.
 	RoomMessage HookList[StanzaHook]
+	// RoomDestroyed runs when a room is gone (destroyed, or its last
+	// member left), with the room's JID: what is kept for it (its
+	// archive) goes too, so that a new room of the same name starts
+	// empty.
+	RoomDestroyed HookList[UserHook]
 	// InitialPresence runs when a session sends its initial presence
 	// (RFC 6121 §4.2), after the presence was routed: probes, pending
 	// subscription requests and offline messages are sent from here.
@@ -440,6 +445,7 @@ func (h *Hooks) RemoveOwner(owner string) {
 	h.InitialPresence.RemoveOwner(owner)
 	h.BeforeAck.RemoveOwner(owner)
 	h.RoomMessage.RemoveOwner(owner)
+	h.RoomDestroyed.RemoveOwner(owner)
 	h.UserRemoving.RemoveOwner(owner)
 	h.UserRemoved.RemoveOwner(owner)
 	h.StreamFeatures.RemoveOwner(owner)
@@ -509,6 +515,9 @@ func (h *Hooks) Owners() map[string]bool {
 		add(x.Owner)
 	}
 	for _, x := range h.RoomMessage.Hooks() {
+		add(x.Owner)
+	}
+	for _, x := range h.RoomDestroyed.Hooks() {
 		add(x.Owner)
 	}
 	for _, x := range h.UserRemoving.Hooks() {

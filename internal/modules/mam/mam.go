@@ -150,12 +150,10 @@ func (m *MAM) Start(ctx context.Context, env *module.Env) error {
 	// closed (UserRemoved), so nothing of it outlives the account.
 	h.UserRemoved.Add(env.Owner, 0, func(ctx context.Context, user jid.JID) {
 		m.prefs.forget(user)
-		m.writer.Wait(ctx)
-		if err := m.store.RemoveArchive(ctx, user); err != nil {
-			m.log.Error("mam: removing the archive of a removed account", "user", user.String(), "error", err)
-		}
+		m.removeArchive(ctx, user)
 	})
 	h.RoomMessage.Add(env.Owner, 0, m.archiveRoom)
+	h.RoomDestroyed.Add(env.Owner, 0, m.removeArchive)
 	for _, ns := range []string{NS, NSv1} {
 		for _, typ := range []string{stanza.IQGet, stanza.IQSet} {
 			if err := errors.Join(
@@ -259,4 +257,13 @@ func (m *MAM) archiveRoom(_ context.Context, ev *module.StanzaEvent) module.Resu
 	m.writer.Add(storage.ArchiveMessage{ID: id, Owner: room, With: sender.Bare(), Stanza: clean.String()})
 	st.El = addStanzaID(st.El, clean, room.String(), m.codec.encode(id))
 	return module.Continue
+}
+
+// removeArchive deletes an archive (an account's, a room's) once what is
+// queued for it is written.
+func (m *MAM) removeArchive(ctx context.Context, owner jid.JID) {
+	m.writer.Wait(ctx)
+	if err := m.store.RemoveArchive(ctx, owner); err != nil {
+		m.log.Error("mam: removing an archive", "owner", owner.String(), "error", err)
+	}
 }

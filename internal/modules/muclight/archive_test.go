@@ -206,3 +206,31 @@ func TestStoryMUCLightInboxAndArchive(t *testing.T) {
 		}
 	})
 }
+
+// TestStoryMUCLightArchiveGoesWithTheRoom: a destroyed room's archive is
+// deleted, so a new room of the same name starts without the old
+// history (module.Hooks.RoomDestroyed).
+func TestStoryMUCLightArchiveGoesWithTheRoom(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) {
+		room := roomOf(t, srv, "reused")
+		create(t, room, alice, bob)
+		alice.Send(story.Groupchat(room, "old secret"))
+		bob.Expect(story.IsRoomMessage(room, alice, "old secret"))
+		alice.Expect(story.IsRoomMessage(room, alice, "old secret"))
+		story.AssertStanza(t, alice.IQ(story.MUCLightDestroy(room)), story.IsIQ("result"))
+		bob.Expect(story.HasChild("x", story.NSMUCLight+"#destroy"))
+
+		create(t, room, bob, alice)
+		msgs, _, _ := roomArchive(t, alice, room, story.MAMQuery{})
+		for _, m := range msgs {
+			if m.ChildText("body", stanza.NSClient) == "old secret" {
+				t.Fatalf("the new room's archive holds the old room's message: %s", m)
+			}
+		}
+		if len(msgs) != 1 || msgs[0].Child("x", story.NSMUCLightAffiliations) == nil {
+			t.Errorf("the new room's archive: %v, want its creation only", msgs)
+		}
+	})
+}

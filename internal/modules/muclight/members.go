@@ -223,6 +223,7 @@ func (m *MUCLight) applyAffiliations(ctx context.Context, r *room, requester jid
 			return nil, fmt.Errorf("muclight: remove %s: %w", r.Room, err)
 		}
 		m.cache.drop(r.Room)
+		m.roomDestroyed(ctx, r.Room)
 		for _, c := range out.Changes {
 			m.notify(ctx, r.Room, id, c.User, xmlstream.NewElement("x", NSAffiliations).AddChild(userElement(NSAffiliations, c.User, None)))
 			m.rosterRemove(ctx, c.User, r.Room)
@@ -294,6 +295,7 @@ func (m *MUCLight) destroy(ctx context.Context, req *request) (*xmlstream.Elemen
 			return fmt.Errorf("muclight: destroy %s: %w", r.Room, err)
 		}
 		m.cache.drop(r.Room)
+		m.roomDestroyed(ctx, r.Room)
 		for _, o := range r.Members {
 			m.notify(ctx, r.Room, req.ID, o.User,
 				xmlstream.NewElement("x", NSAffiliations).AddChild(userElement(NSAffiliations, o.User, None)),
@@ -323,5 +325,12 @@ func (m *MUCLight) userRemoving(ctx context.Context, user jid.JID) {
 				m.log.Error("muclight: a removed account leaves a room", "user", user.String(), "room", ref.Room.String(), "error", err)
 			}
 		}
+	}
+}
+
+// roomDestroyed runs the RoomDestroyed hooks (the room archive goes).
+func (m *MUCLight) roomDestroyed(ctx context.Context, room jid.JID) {
+	for _, h := range m.hooks.RoomDestroyed.Hooks() {
+		h.Fn(ctx, room)
 	}
 }
