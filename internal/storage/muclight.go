@@ -77,6 +77,9 @@ type MUCLightStore interface {
 	// MUCLightRoomsOf lists the rooms user is a member of on the service
 	// (a domain), sorted by room JID.
 	MUCLightRoomsOf(ctx context.Context, user jid.JID, service string) ([]MUCLightRoomRef, error)
+	// CountMUCLightRoomsOf counts them (the rooms-per-user limit is
+	// checked for every newcomer of a room).
+	CountMUCLightRoomsOf(ctx context.Context, user jid.JID, service string) (int, error)
 	// MUCLightBlocking returns the user's blocking list for the service,
 	// rooms first, each kind sorted by JID.
 	MUCLightBlocking(ctx context.Context, user jid.JID, service string) ([]MUCLightBlock, error)

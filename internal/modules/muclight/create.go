@@ -140,11 +140,11 @@ func (m *MUCLight) checkRoomsPerUser(ctx context.Context, user jid.JID, service 
 	if m.cfg.RoomsPerUser <= 0 {
 		return nil
 	}
-	refs, err := m.store.MUCLightRoomsOf(ctx, user, service)
+	n, err := m.store.CountMUCLightRoomsOf(ctx, user, service)
 	if err != nil {
 		return fmt.Errorf("muclight: rooms of %s: %w", user, err)
 	}
-	if len(refs) >= m.cfg.RoomsPerUser {
+	if n >= m.cfg.RoomsPerUser {
 		return stanza.NewError(stanza.NotAllowed, user.String()+" is in "+strconv.Itoa(m.cfg.RoomsPerUser)+" rooms, the most allowed")
 	}
 	return nil

@@ -278,6 +278,18 @@ func (s *Store) MUCLightRoomsOf(ctx context.Context, user jid.JID, service strin
 	return out, nil
 }
 
+// CountMUCLightRoomsOf implements storage.MUCLightStore.
+func (s *Store) CountMUCLightRoomsOf(ctx context.Context, user jid.JID, service string) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM muclight_members m
+		JOIN muclight_rooms r ON r.id = m.room_id
+		WHERE m.domain = ? AND m.username = ? AND r.service = ?`, user.Domain(), user.Local(), service).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: count muclight rooms of %s: %w", user, err)
+	}
+	return n, nil
+}
+
 // MUCLightBlocking implements storage.MUCLightStore.
 func (s *Store) MUCLightBlocking(ctx context.Context, user jid.JID, service string) ([]storage.MUCLightBlock, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT kind, jid FROM muclight_blocking

@@ -94,6 +94,14 @@ func testMUCLight(t *testing.T, b storage.Backend) {
 	if refs, err := s.MUCLightRoomsOf(ctx, carol, service); err != nil || len(refs) != 0 {
 		t.Fatalf("rooms of carol, removed: %v %v", refs, err)
 	}
+	for user, want := range map[jid.JID]int{bob: 2, carol: 0} {
+		if n, err := s.CountMUCLightRoomsOf(ctx, user, service); err != nil || n != want {
+			t.Fatalf("count of rooms of %s: %d %v, want %d", user, n, err, want)
+		}
+	}
+	if n, err := s.CountMUCLightRoomsOf(ctx, bob, "elsewhere."+service); err != nil || n != 0 {
+		t.Fatalf("count of rooms of bob on another service: %d %v", n, err)
+	}
 
 	// Delete, with the version too.
 	if err := s.DeleteMUCLightRoom(ctx, other, "o0"); !errors.Is(err, storage.ErrStale) {
@@ -110,6 +118,9 @@ func testMUCLight(t *testing.T, b storage.Backend) {
 	}
 	if refs, _ := s.MUCLightRoomsOf(ctx, bob, service); len(refs) != 1 {
 		t.Fatalf("rooms of bob after delete: %v", refs)
+	}
+	if n, _ := s.CountMUCLightRoomsOf(ctx, bob, service); n != 1 {
+		t.Fatalf("count of rooms of bob after delete: %d", n)
 	}
 	// A room can be created again under a deleted name.
 	if err := s.CreateMUCLightRoom(ctx, storage.MUCLightRoom{Room: other, Version: "o9", Members: []storage.MUCLightOccupant{owner(alice)}}); err != nil {
