@@ -1,12 +1,14 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/meerkat-xmpp/meerkat/jid"
 	"io"
 	"net"
 	"net/http"
@@ -120,28 +122,16 @@ func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adminAddUser(w http.ResponseWriter, r *http.Request) {
-	j, err := AccountJID(r.PathValue("jid"), s.cfg.Domains)
-	if err != nil {
-		adminError(w, http.StatusBadRequest, err)
-		return
-	}
-	password, err := adminPassword(r)
-	if err != nil {
-		adminError(w, http.StatusBadRequest, err)
-		return
-	}
-	if err := AddUser(r.Context(), s.store, j, password); err != nil {
-		status := http.StatusBadRequest
-		if errors.Is(err, storage.ErrExists) {
-			status = http.StatusConflict
-		}
-		adminError(w, status, err)
-		return
-	}
-	adminOK(w, map[string]string{"created": j.String()})
+	s.adminPasswordOp(w, r, AddUser, "created")
 }
 
 func (s *Server) adminSetPassword(w http.ResponseWriter, r *http.Request) {
+	s.adminPasswordOp(w, r, SetPassword, "changed")
+}
+
+// adminPasswordOp runs an account operation taking the password of the
+// request's body, and answers {key: jid}.
+func (s *Server) adminPasswordOp(w http.ResponseWriter, r *http.Request, op func(context.Context, storage.Accounts, jid.JID, string) error, key string) {
 	j, err := AccountJID(r.PathValue("jid"), s.cfg.Domains)
 	if err != nil {
 		adminError(w, http.StatusBadRequest, err)
@@ -152,15 +142,25 @@ func (s *Server) adminSetPassword(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, err)
 		return
 	}
-	if err := SetPassword(r.Context(), s.store, j, password); err != nil {
-		status := http.StatusBadRequest
-		if errors.Is(err, storage.ErrNotFound) {
-			status = http.StatusNotFound
-		}
-		adminError(w, status, err)
+	if err := op(r.Context(), s.store, j, password); err != nil {
+		adminError(w, adminStatus(err), err)
 		return
 	}
-	adminOK(w, map[string]string{"changed": j.String()})
+	adminOK(w, map[string]string{key: j.String()})
+}
+
+// adminStatus is the HTTP status of an account operation's error: the
+// client's mistakes are 4xx, the server's failures 500.
+func adminStatus(err error) int {
+	switch {
+	case errors.Is(err, storage.ErrExists):
+		return http.StatusConflict
+	case errors.Is(err, storage.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrBadPassword):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
 }
 
 func (s *Server) adminRemoveUser(w http.ResponseWriter, r *http.Request) {
@@ -170,11 +170,7 @@ func (s *Server) adminRemoveUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.RemoveUser(r.Context(), j); err != nil {
-		status := http.StatusInternalServerError
-		if errors.Is(err, storage.ErrNotFound) {
-			status = http.StatusNotFound
-		}
-		adminError(w, status, err)
+		adminError(w, adminStatus(err), err)
 		return
 	}
 	adminOK(w, map[string]string{"removed": j.String()})

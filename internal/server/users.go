@@ -76,13 +76,17 @@ func RemoveUser(ctx context.Context, store storage.Accounts, user jid.JID) error
 	return nil
 }
 
+// ErrBadPassword: a password that cannot be used (empty, or refused by
+// the SASLprep profile).
+var ErrBadPassword = errors.New("unusable password")
+
 func credentials(password string) ([]byte, error) {
 	if password == "" {
-		return nil, errors.New("the password is empty")
+		return nil, fmt.Errorf("the password is empty: %w", ErrBadPassword)
 	}
 	c, err := sasl.NewCredentials(password, SCRAMIterations)
 	if err != nil {
-		return nil, fmt.Errorf("password: %w", err)
+		return nil, fmt.Errorf("password: %w (%w)", ErrBadPassword, err)
 	}
 	return c.MarshalText()
 }
