@@ -203,9 +203,8 @@ func (ib *Inbox) Start(ctx context.Context, env *module.Env) error {
 		// has it (XEP-0198 <a/>), and an account's queued writes land
 		// before its data is deleted.
 		env.Hooks.BeforeAck.Add(env.Owner, 0, func(ctx context.Context, _ module.Session) { ib.writer.Wait(ctx) })
-		env.Hooks.UserRemoving.Add(env.Owner, 0, func(ctx context.Context, _ jid.JID) { ib.writer.Wait(ctx) })
-		// A write queued between that wait and the deletion would
-		// leave an entry behind.
+		// The account's data is deleted before its sessions close: what
+		// they queued in between is written, then removed.
 		env.Hooks.UserRemoved.Add(env.Owner, 0, func(ctx context.Context, user jid.JID) {
 			ib.writer.Wait(ctx)
 			if err := ib.store.RemoveInbox(ctx, user); err != nil {

@@ -69,24 +69,6 @@ func inboxJoinIDs(ids []string) string {
 	return b.String()
 }
 
-// inboxUpsert writes a new last message. The SET expressions see the row
-// as it was: an entry in the archive or the bin moves back to the inbox.
-const inboxUpsert = `INSERT INTO inbox (owner, peer, stamp, unread, box, box_since, muted_until, msg_ids, message)
-		VALUES (?1, ?2, ?3, ?4, 'inbox', ?3, 0, ?5, ?6)
-		ON CONFLICT (owner, peer) DO UPDATE SET
-			stamp = excluded.stamp, message = excluded.message, msg_ids = excluded.msg_ids,
-			unread = CASE ?7 WHEN 0 THEN unread + 1 WHEN 1 THEN 0 ELSE unread END,
-			box_since = CASE WHEN box IN ('archive', 'bin') THEN excluded.stamp ELSE box_since END,
-			box = CASE WHEN box IN ('archive', 'bin') THEN 'inbox' ELSE box END`
-
-func inboxUpsertArgs(u storage.InboxUpdate) []any {
-	first := 0
-	if u.Unread == storage.UnreadIncrement {
-		first = 1
-	}
-	return []any{u.Owner.String(), u.With.Bare().String(), u.Stamp.UnixMicro(), first, inboxJoinIDs(u.MessageIDs), u.Message, int(u.Unread)}
-}
-
 // inboxReset is ResetInboxUnread's statement; with a marker id it resets
 // only when the id is one of the last message's.
 func inboxReset(owner, with jid.JID, id string) (string, []any) {
@@ -101,12 +83,9 @@ func inboxReset(owner, with jid.JID, id string) (string, []any) {
 
 const inboxRemove = `DELETE FROM inbox WHERE owner = ? AND peer = ?`
 
-// UpdateInbox implements storage.InboxStore.
+// UpdateInbox implements storage.InboxStore: a batch of one.
 func (s *Store) UpdateInbox(ctx context.Context, u storage.InboxUpdate) error {
-	if _, err := s.w.ExecContext(ctx, inboxUpsert, inboxUpsertArgs(u)...); err != nil {
-		return fmt.Errorf("sqlite: update inbox of %s for %s: %w", u.Owner, u.With, err)
-	}
-	return nil
+	return s.ApplyInbox(ctx, []storage.InboxOp{{Kind: storage.InboxOpUpdate, Update: u}})
 }
 
 // ApplyInbox implements storage.InboxStore: one transaction, the upsert
