@@ -2,6 +2,7 @@ package stanza
 
 import (
 	"fmt"
+	"github.com/meerkat-xmpp/meerkat/xmlstream"
 	"time"
 )
 
@@ -22,4 +23,11 @@ func ParseTime(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("stanza: %q is not an XEP-0082 DateTime", s)
 	}
 	return t, nil
+}
+
+// Forwarded wraps a stanza in a XEP-0297 <forwarded/> with a XEP-0203
+// <delay/> stamped at (archive results, inbox entries).
+func Forwarded(el *xmlstream.Element, at time.Time) *xmlstream.Element {
+	return xmlstream.NewElement("forwarded", NSForward).AddChild(
+		xmlstream.NewElement("delay", NSDelay).SetAttr("stamp", FormatTime(at)), el)
 }

@@ -1,6 +1,7 @@
 package stanza
 
 import (
+	"github.com/meerkat-xmpp/meerkat/xmlstream"
 	"testing"
 	"time"
 )
@@ -30,5 +31,14 @@ func TestTime(t *testing.T) {
 	}
 	if FormatTime(time.Unix(0, 0)) != "1970-01-01T00:00:00Z" {
 		t.Error("epoch")
+	}
+}
+
+func TestForwarded(t *testing.T) {
+	msg := xmlstream.NewElement("message", NSClient).AddChild(xmlstream.NewElement("body", NSClient).AddText("hi"))
+	got := Forwarded(msg, time.Date(2026, 11, 24, 3, 4, 5, 6000, time.UTC)).String()
+	want := `<forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='2026-11-24T03:04:05.000006Z'/><message xmlns='jabber:client'><body>hi</body></message></forwarded>`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }

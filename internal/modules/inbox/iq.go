@@ -328,9 +328,7 @@ func forwarded(e storage.InboxEntry) (*xmlstream.Element, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stored message: %w", err)
 	}
-	return xmlstream.NewElement("forwarded", stanza.NSForward).AddChild(
-		xmlstream.NewElement("delay", stanza.NSDelay).SetAttr("stamp", stanza.FormatTime(e.Stamp)),
-		msg), nil
+	return stanza.Forwarded(msg, e.Stamp), nil
 }
 
 // muteValue is "0" or the RFC 3339 time the mute ends.

@@ -282,10 +282,7 @@ func (m *MAM) resultMessage(msg storage.ArchiveMessage, owner, to jid.JID, ns, q
 	if queryID != "" {
 		result.SetAttr("queryid", queryID)
 	}
-	result.AddChild(xmlstream.NewElement("forwarded", stanza.NSForward).AddChild(
-		xmlstream.NewElement("delay", stanza.NSDelay).SetAttr("stamp", stanza.FormatTime(stampOf(msg.ID))),
-		stored,
-	))
+	result.AddChild(stanza.Forwarded(stored, stampOf(msg.ID)))
 	return xmlstream.NewElement("message", stanza.NSClient).
 		SetAttr("from", owner.String()).SetAttr("to", to.String()).SetAttr("id", uid).
 		AddChild(result), nil
