@@ -87,8 +87,12 @@ func (w *Writer[T]) Add(items ...T) {
 	}
 	w.queue = append(w.queue, items...)
 	w.queued += uint64(len(items))
+	full := len(w.queue) >= w.opts.MaxBatch
 	w.mu.Unlock()
 	signal(w.wake)
+	if full {
+		signal(w.urgent) // a full batch does not linger
+	}
 }
 
 // Wait returns once everything queued before the call is stored, or
