@@ -151,13 +151,16 @@ func TestBinJanitor(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.BinTTL = config.Duration{Duration: 24 * time.Hour}
 	ib := New(cfg)
+	// The clock is set before Start: the janitor Start launches purges at
+	// once, and with the real clock it would purge "young" too.
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	ib.now = func() time.Time { return now }
 	env := &module.Env{Hooks: &module.Hooks{}, Owner: "inbox", Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if err := ib.Start(ctx, env); err != nil {
 		t.Fatal(err)
 	}
 	defer ib.Stop()
 	alice := jid.MustParse("alice@x")
-	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	bin := storage.BoxBin
 	for i, peer := range []string{"old@x", "young@x", "kept@x"} {
 		with := jid.MustParse(peer)
@@ -171,7 +174,6 @@ func TestBinJanitor(t *testing.T) {
 			}
 		}
 	}
-	ib.now = func() time.Time { return now }
 	ib.purgeBins(ctx)
 	es, err := store.QueryInbox(ctx, storage.InboxQuery{Owner: alice, AllBoxes: true, Ascending: true})
 	if err != nil {
