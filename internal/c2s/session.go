@@ -69,8 +69,10 @@ type Session struct {
 	leaveOnce  sync.Once
 	registered bool // it was in the router when it left (leaveRouter)
 
-	vmu    sync.RWMutex // apart from mu: read on every delivery by hooks
-	values map[any]any
+	// values is read on every delivery by hooks (CSI, carbons) and set
+	// a few times per session: copy on write, so a read takes no lock.
+	values atomic.Pointer[map[any]any]
+	vmu    sync.Mutex // serializes writers of values
 }
 
 var _ module.Session = (*Session)(nil)
@@ -115,19 +117,26 @@ func (s *Session) LastActivity() time.Time { return time.Unix(0, s.lastRead.Load
 
 // Value implements module.Session.
 func (s *Session) Value(key any) any {
-	s.vmu.RLock()
-	defer s.vmu.RUnlock()
-	return s.values[key]
+	if m := s.values.Load(); m != nil {
+		return (*m)[key]
+	}
+	return nil
 }
 
 // SetValue implements module.Session.
 func (s *Session) SetValue(key, value any) {
 	s.vmu.Lock()
 	defer s.vmu.Unlock()
-	if s.values == nil {
-		s.values = map[any]any{}
+	var old map[any]any
+	if m := s.values.Load(); m != nil {
+		old = *m
 	}
-	s.values[key] = value
+	m := make(map[any]any, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[key] = value
+	s.values.Store(&m)
 }
 
 // Deliver implements module.Session: the stanza is serialized into the

@@ -37,7 +37,8 @@ type smState struct {
 	acked     uint32        // last 'h' the client reported
 	queue     []unacked     // stanzas acked+1 … out
 	requested uint32        // out at the last <r/> sent
-	timer     *time.Timer   // asks for an ack when stanzas wait too long
+	timer     *time.Timer   // asks for an ack when stanzas wait too long; made once, re-armed
+	armed     bool          // timer is set to fire
 }
 
 type unacked struct {
@@ -173,8 +174,8 @@ func (s *Session) smQueueLocked(el *xmlstream.Element) bool {
 	}
 	s.sm.out++
 	s.sm.queue = append(s.sm.queue, unacked{el: el, at: time.Now()})
-	if len(s.sm.queue) == 1 && s.sm.timer == nil {
-		s.sm.timer = time.AfterFunc(s.srv.cfg.SM.AckInterval, s.smTimer)
+	if len(s.sm.queue) == 1 {
+		s.smArmLocked()
 	}
 	return true
 }
@@ -198,18 +199,33 @@ func (s *Session) smRequestLocked(force bool) {
 func (s *Session) smTimer() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sm.timer = nil
+	s.sm.armed = false
 	if len(s.sm.queue) == 0 || s.done {
 		return
 	}
 	s.smRequestLocked(true)
-	s.sm.timer = time.AfterFunc(s.srv.cfg.SM.AckInterval, s.smTimer)
+	s.smArmLocked()
+}
+
+// smArmLocked starts the ack interval unless it runs already. The timer
+// is made once per session and reset afterwards: a busy session empties
+// and refills its queue all the time.
+func (s *Session) smArmLocked() {
+	switch {
+	case s.sm.armed:
+	case s.sm.timer == nil:
+		s.sm.timer = time.AfterFunc(s.srv.cfg.SM.AckInterval, s.smTimer)
+		s.sm.armed = true
+	default:
+		s.sm.timer.Reset(s.srv.cfg.SM.AckInterval)
+		s.sm.armed = true
+	}
 }
 
 func (s *Session) smStopLocked() {
-	if s.sm.timer != nil {
+	if s.sm.armed {
 		s.sm.timer.Stop()
-		s.sm.timer = nil
+		s.sm.armed = false
 	}
 }
 
@@ -459,8 +475,8 @@ func (s *Session) retransmitLocked() {
 	s.resent = len(s.out)
 	s.sm.requested = s.sm.acked
 	s.smRequestLocked(true)
-	if len(s.sm.queue) > 0 && s.sm.timer == nil {
-		s.sm.timer = time.AfterFunc(s.srv.cfg.SM.AckInterval, s.smTimer)
+	if len(s.sm.queue) > 0 {
+		s.smArmLocked()
 	}
 }
 
