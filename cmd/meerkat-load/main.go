@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -37,11 +38,18 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	// SIGINT/SIGTERM end a run early (with its results) or the relay.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "meerkat-load:", err)
 		os.Exit(1)
 	}
 }
+
+// logOutput is where the relay logs (tests read its address there).
+var logOutput io.Writer = os.Stderr
 
 const usage = `usage: meerkat-load <command> [flags]
 
@@ -55,13 +63,13 @@ commands:
   scenarios  list the scenarios
 `
 
-func run(args []string) error {
+func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
 	switch args[0] {
 	case "run":
-		return runScenario(args[1:])
+		return runScenario(ctx, args[1:])
 	case "merge":
 		return merge(args[1:])
 	case "table":
@@ -84,7 +92,7 @@ func run(args []string) error {
 		}
 		return report.Plot(*out, rs...)
 	case "relay":
-		return serveRelay(args[1:])
+		return serveRelay(ctx, args[1:])
 	case "scenarios":
 		for _, n := range load.Names() {
 			s, _ := load.Lookup(n)
@@ -98,7 +106,7 @@ func run(args []string) error {
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 }
 
-func runScenario(args []string) error {
+func runScenario(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	var c load.Config
 	fs.StringVar(&c.Scenario, "scenario", "one-to-one", "scenario: "+strings.Join(load.Names(), ", "))
@@ -176,8 +184,6 @@ func runScenario(args []string) error {
 			}
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	var srv *http.Server
 	if *metricsAddr != "" {
 		// The recorder exists only inside Execute: serve it once it is
@@ -227,8 +233,8 @@ func runScenario(args []string) error {
 	return err
 }
 
-// serveRelay runs the baseline relay until SIGINT or SIGTERM.
-func serveRelay(args []string) error {
+// serveRelay runs the baseline relay until ctx ends (SIGINT, SIGTERM).
+func serveRelay(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:17222", "address to listen on")
 	certFile := fs.String("cert", "", "PEM certificate (default: a self-signed RSA 2048 one for localhost)")
@@ -253,10 +259,8 @@ func serveRelay(args []string) error {
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log := slog.New(slog.NewTextHandler(logOutput, nil))
 	log.Info("relay listening", "addr", ln.Addr().String())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	return relay.New(log).Serve(ctx, ln, &tls.Config{Certificates: []tls.Certificate{cert}})
 }
 
