@@ -26,6 +26,15 @@ func Read(pid int) (Sample, error) {
 	if err != nil {
 		return Sample{}, fmt.Errorf("procfs: %w", err)
 	}
+	statm, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
+	if err != nil {
+		return Sample{}, fmt.Errorf("procfs: %w", err)
+	}
+	return parse(pid, stat, statm)
+}
+
+// parse reads a sample from the contents of /proc/<pid>/stat and statm.
+func parse(pid int, stat, statm []byte) (Sample, error) {
 	// The command name (field 2) is in parentheses and may contain
 	// spaces: the fields to read come after the last ')'.
 	i := bytes.LastIndexByte(stat, ')')
@@ -41,10 +50,6 @@ func Read(pid int) (Sample, error) {
 	stime, err2 := strconv.ParseInt(string(fields[12]), 10, 64)
 	if err1 != nil || err2 != nil {
 		return Sample{}, fmt.Errorf("procfs: /proc/%d/stat: bad utime or stime", pid)
-	}
-	statm, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
-	if err != nil {
-		return Sample{}, fmt.Errorf("procfs: %w", err)
 	}
 	f := bytes.Fields(statm)
 	if len(f) < 2 {
