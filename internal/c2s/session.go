@@ -359,91 +359,136 @@ var errClosed = errors.New("c2s: session closed")
 
 // run is the reader goroutine: it lives as long as the session, across
 // the connections it resumes on.
+//
+// An idle session's reader sits in readLoop, blocked in a read: the
+// frames below that read are kept small (the rare work is in functions
+// that are not inlined) so that the whole chain fits in 2 KiB and the
+// runtime can shrink the goroutine's stack to 4 KiB — the larger part of
+// an idle session's memory otherwise (docs/benchmarks.md).
 func (s *Session) run(ctx context.Context) {
 	defer s.finish(ctx)
+	if !s.handshake(ctx) {
+		return
+	}
+	for s.readEnded(ctx, s.readLoop(ctx)) {
+	}
+}
+
+// handshake runs the transport's handshake (direct TLS) under the
+// handshake deadline.
+//
+//go:noinline
+func (s *Session) handshake(ctx context.Context) bool {
 	s.deadline = time.Now().Add(s.srv.cfg.HandshakeTimeout)
 	if err := s.tr.handshake(ctx, s.deadline); err != nil {
 		s.srv.log.Debug("TLS handshake failed", "remote", s.tr.remoteAddr(), "error", err)
-		return
+		return false
 	}
-	for {
-		err := s.readLoop(ctx)
-		if errors.Is(err, errClosed) || s.handedOver {
-			return
-		}
-		// The connection failed or timed out: another one may have taken
-		// over, or may take over (XEP-0198 §5).
-		if s.adoptResumption() || s.detach(ctx) {
-			for _, h := range s.srv.hooks.SessionResumed.Hooks() {
-				h.Fn(ctx, s)
-			}
-			continue
-		}
-		s.mu.Lock()
-		closing := s.closing
-		s.mu.Unlock()
-		var ne net.Error
-		if !closing && s.writeFailedAt.Load() == 0 && errors.As(err, &ne) && ne.Timeout() {
-			s.Close(stanza.NewStreamError(stanza.StreamConnectionTimeout, ""))
-			s.waitDrained()
-			return
-		}
-		if !closing && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errWebSocketClosed) {
-			s.srv.log.Debug("read failed", "remote", s.tr.remoteAddr(), "error", err)
-		}
-		return
+	return true
+}
+
+// readEnded decides what follows the end of readLoop with err: reading
+// again (true) on a connection that took over, or the session's end.
+//
+//go:noinline
+func (s *Session) readEnded(ctx context.Context, err error) bool {
+	if errors.Is(err, errClosed) || s.handedOver {
+		return false
 	}
+	// The connection failed or timed out: another one may have taken
+	// over, or may take over (XEP-0198 §5).
+	if s.adoptResumption() || s.detach(ctx) {
+		for _, h := range s.srv.hooks.SessionResumed.Hooks() {
+			h.Fn(ctx, s)
+		}
+		return true
+	}
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	var ne net.Error
+	if !closing && s.writeFailedAt.Load() == 0 && errors.As(err, &ne) && ne.Timeout() {
+		s.Close(stanza.NewStreamError(stanza.StreamConnectionTimeout, ""))
+		s.waitDrained()
+		return false
+	}
+	if !closing && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errWebSocketClosed) {
+		s.srv.log.Debug("read failed", "remote", s.tr.remoteAddr(), "error", err)
+	}
+	return false
 }
 
 // readLoop handles events until the session closes (errClosed) or the
 // connection fails (its error).
 func (s *Session) readLoop(ctx context.Context) error {
 	for {
-		deadline := s.deadline
-		if s.bound {
-			deadline = time.Time{}
-			if t := s.srv.cfg.IdleTimeout; t > 0 {
-				deadline = time.Now().Add(t)
-			}
-		}
-		if at := s.writeFailedAt.Load(); at != 0 {
-			// Writing failed: read what is left, not more.
-			if d := time.Unix(0, at).Add(writeFailedGrace); deadline.IsZero() || d.Before(deadline) {
-				deadline = d
-			}
-		}
-		ev, err := s.tr.next(deadline)
+		ev, err := s.tr.next(s.readDeadline())
 		if err != nil {
-			var perr *xmlstream.Error
-			if errors.As(err, &perr) {
-				s.Close(stanza.StreamErrorFromParser(perr))
-				return errClosed
-			}
-			return err
+			return s.readFailed(err)
 		}
-		s.lastRead.Store(time.Now().UnixNano())
-		switch ev.Kind {
-		case xmlstream.EventStreamOpen:
-			err = s.openStream(ev)
-		case xmlstream.EventStreamClose:
-			s.mu.Lock()
-			takenOver := s.resume != nil
-			s.mu.Unlock()
-			if takenOver {
-				// The client answers the <conflict/> that ended this
-				// connection: the session goes on on the new one.
-				return errTakenOver
-			}
-			// RFC 6120 §4.4: answer with our closing tag and end.
-			s.Close(nil)
-			return errClosed
-		case xmlstream.EventElement:
-			err = s.handleElement(ctx, ev.Element)
-		}
-		if err != nil {
+		if err := s.handleEvent(ctx, ev); err != nil {
 			return err
 		}
 	}
+}
+
+// readDeadline is when the next read times out.
+//
+//go:noinline
+func (s *Session) readDeadline() time.Time {
+	deadline := s.deadline
+	if s.bound {
+		deadline = time.Time{}
+		if t := s.srv.cfg.IdleTimeout; t > 0 {
+			deadline = time.Now().Add(t)
+		}
+	}
+	if at := s.writeFailedAt.Load(); at != 0 {
+		// Writing failed: read what is left, not more.
+		if d := time.Unix(0, at).Add(writeFailedGrace); deadline.IsZero() || d.Before(deadline) {
+			deadline = d
+		}
+	}
+	return deadline
+}
+
+// readFailed maps a read error: the parser's become stream errors
+// (RFC 6120 §4.9.3), the connection's end the loop as they are.
+//
+//go:noinline
+func (s *Session) readFailed(err error) error {
+	var perr *xmlstream.Error
+	if errors.As(err, &perr) {
+		s.Close(stanza.StreamErrorFromParser(perr))
+		return errClosed
+	}
+	return err
+}
+
+// handleEvent handles one event of the stream.
+//
+//go:noinline
+func (s *Session) handleEvent(ctx context.Context, ev xmlstream.Event) error {
+	s.lastRead.Store(time.Now().UnixNano())
+	switch ev.Kind {
+	case xmlstream.EventStreamOpen:
+		return s.openStream(ev)
+	case xmlstream.EventStreamClose:
+		s.mu.Lock()
+		takenOver := s.resume != nil
+		s.mu.Unlock()
+		if takenOver {
+			// The client answers the <conflict/> that ended this
+			// connection: the session goes on on the new one.
+			return errTakenOver
+		}
+		// RFC 6120 §4.4: answer with our closing tag and end.
+		s.Close(nil)
+		return errClosed
+	case xmlstream.EventElement:
+		return s.handleElement(ctx, ev.Element)
+	}
+	return nil
 }
 
 // fail closes the stream with an error and stops the reader.

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meerkat-xmpp/meerkat/stanza"
@@ -66,8 +68,14 @@ type tcpTransport struct {
 	directTLS bool
 	tlsConfig *tls.Config
 	parser    *xmlstream.Parser
-	buf       []byte
+	buf       []byte  // nil while the connection is idle (readIdle)
+	bufp      *[]byte // the pool's holder of buf, which travels with it
+	bufSize   int
 	shaper    shaper
+
+	// interruptAt (Unix ns, 0: none) is the read deadline interrupt set:
+	// it stays, whatever deadline the reader sets afterwards.
+	interruptAt atomic.Int64
 }
 
 var _ transport = (*tcpTransport)(nil)
@@ -80,6 +88,7 @@ func newTCPTransport(conn net.Conn, directTLS bool, cfg *Config) *tcpTransport {
 		tlsConfig:   cfg.TLS,
 		parser:      xmlstream.NewParser(xmlstream.ModeStream, cfg.Limits),
 		buf:         make([]byte, cfg.ReadBufferSize),
+		bufSize:     cfg.ReadBufferSize,
 		shaper:      shaper{rate: float64(cfg.RateBytesPerSecond), burst: float64(max(cfg.RateBytesPerSecond, cfg.Limits.MaxElementBytes))},
 	}
 }
@@ -97,8 +106,7 @@ func (t *tcpTransport) next(deadline time.Time) (xmlstream.Event, error) {
 		if err != nil || ev.Kind != xmlstream.EventNone {
 			return ev, err
 		}
-		t.conn.SetReadDeadline(deadline)
-		n, err := t.conn.Read(t.buf)
+		n, err := t.read(deadline)
 		if n > 0 {
 			t.parser.Feed(t.buf[:n])
 			t.shaper.take(n)
@@ -110,6 +118,81 @@ func (t *tcpTransport) next(deadline time.Time) (xmlstream.Event, error) {
 		return ev, err
 	}
 }
+
+// idleProbe is how long a read waits before the connection counts as
+// idle (see read).
+var idleProbe = 5 * time.Second
+
+// read reads from the connection into t.buf until deadline.
+//
+// A TLS connection that stays quiet for idleProbe is idle: its reader
+// then gives its buffer back and waits until the socket is readable
+// without crypto/tls's read path on its stack, so that the runtime can
+// shrink the stack to 4 KiB (see Session.run); it reads through TLS again
+// once bytes arrive. A busy connection never waits that long and pays
+// nothing for it.
+func (t *tcpTransport) read(deadline time.Time) (int, error) {
+	tc, _ := t.conn.(*tls.Conn)
+	probe := time.Now().Add(idleProbe)
+	if tc == nil || !deadline.IsZero() && deadline.Before(probe) {
+		t.setReadDeadline(deadline)
+		return t.conn.Read(t.buf)
+	}
+	t.setReadDeadline(probe)
+	n, err := t.conn.Read(t.buf)
+	if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) || t.interruptAt.Load() != 0 {
+		return n, err
+	}
+	// A timeout is not final for a tls.Conn (its net.Error is
+	// temporary): nothing is lost, the next Read goes on.
+	if err := t.readIdle(tc, deadline); err != nil {
+		return 0, err
+	}
+	return t.conn.Read(t.buf)
+}
+
+// setReadDeadline sets the read deadline, or interrupt's if earlier.
+func (t *tcpTransport) setReadDeadline(deadline time.Time) {
+	t.conn.SetReadDeadline(deadline)
+	// interrupt stores interruptAt before it sets the deadline: either
+	// its deadline comes after ours, or we see it here.
+	if at := t.interruptAt.Load(); at != 0 {
+		if d := time.Unix(0, at); deadline.IsZero() || d.Before(deadline) {
+			t.conn.SetReadDeadline(d)
+		}
+	}
+}
+
+// readIdle waits, without a read buffer, until tc's socket is readable
+// (or deadline). It only follows a read that timed out: crypto/tls holds
+// no complete record then, so whatever comes next comes from the socket.
+//
+//go:noinline
+func (t *tcpTransport) readIdle(tc *tls.Conn, deadline time.Time) error {
+	if t.bufp == nil {
+		t.bufp = new([]byte)
+	}
+	*t.bufp = t.buf
+	rbufs.Put(t.bufp)
+	t.buf, t.bufp = nil, nil
+	t.setReadDeadline(deadline)
+	if onIdle != nil {
+		onIdle()
+	}
+	err := waitReadable(tc.NetConn())
+	t.bufp = rbufs.Get().(*[]byte)
+	if len(*t.bufp) != t.bufSize {
+		*t.bufp = make([]byte, t.bufSize)
+	}
+	t.buf = *t.bufp
+	return err
+}
+
+// onIdle, for tests, runs when a reader starts waiting idle.
+var onIdle func()
+
+// rbufs holds the read buffers of idle connections.
+var rbufs = sync.Pool{New: func() any { return new([]byte) }}
 
 func (t *tcpTransport) restart() { t.parser.Restart() }
 
@@ -164,6 +247,7 @@ func (t *tcpTransport) write(data []byte, _ []int, deadline time.Time) error {
 }
 
 func (t *tcpTransport) interrupt(at time.Time) {
+	t.interruptAt.Store(at.UnixNano())
 	conn, _ := t.current()
 	conn.SetReadDeadline(at)
 }
