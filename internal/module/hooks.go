@@ -176,6 +176,82 @@ type UserHook func(ctx context.Context, user jid.JID)
 // thing for the same state, since the roster version covers what it adds.
 type RosterItemHook func(ctx context.Context, user jid.JID, item *xmlstream.Element)
 
+// RosterChange is a change of a user's roster that the server makes on
+// its own, not a roster set of the client: MUC Light's room items
+// (rooms_in_rosters). The module that provides Hooks.RosterChange makes
+// it as it makes its own changes (RFC 6121 §2.1.6: stored with a new
+// version, pushed to the user's interested resources).
+type RosterChange struct {
+	// User is the account whose roster changes (a bare JID).
+	User jid.JID
+	// Contact is the item's JID (a bare JID).
+	Contact jid.JID
+	// Remove removes the item; the fields below are then ignored.
+	Remove bool
+	// Name, Groups and Subscription ("none", "to", "from", "both") replace
+	// the item's; what else the roster keeps about the contact (a pending
+	// request, a pre-approval) stays.
+	Name         string
+	Groups       []string
+	Subscription string
+}
+
+// RosterChangeFunc makes a RosterChange. It reports whether the roster
+// changed (an item that already is as asked, or a removal of an item
+// that is not there, changes nothing and pushes nothing).
+type RosterChangeFunc func(ctx context.Context, ch RosterChange) (changed bool, err error)
+
+// Service is a function that one module provides and others call,
+// without importing each other (the roster module's RosterChange). There
+// is at most one provider; it is removed with its owner. Reading is
+// lock-free.
+type Service[F any] struct {
+	mu sync.Mutex
+	p  atomic.Pointer[provided[F]]
+}
+
+type provided[F any] struct {
+	owner string
+	fn    F
+}
+
+// Provide makes fn the service, owned by owner; it fails when another
+// owner provides it already.
+func (s *Service[F]) Provide(owner string, fn F) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.p.Load(); p != nil {
+		return errors.New("module: service already provided by " + p.owner)
+	}
+	s.p.Store(&provided[F]{owner: owner, fn: fn})
+	return nil
+}
+
+// Get returns the service; ok is false when no module provides it.
+func (s *Service[F]) Get() (fn F, ok bool) {
+	if p := s.p.Load(); p != nil {
+		return p.fn, true
+	}
+	return fn, false
+}
+
+// Owner returns the provider's owner, "" when there is none.
+func (s *Service[F]) Owner() string {
+	if p := s.p.Load(); p != nil {
+		return p.owner
+	}
+	return ""
+}
+
+// RemoveOwner removes the service if owner provides it.
+func (s *Service[F]) RemoveOwner(owner string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.p.Load(); p != nil && p.owner == owner {
+		s.p.Store(nil)
+	}
+}
+
 // NonzaHandler handles a first-level element that is not a stanza (CSI's
 // <active/>, for instance) on an established session.
 type NonzaHandler func(ctx context.Context, s Session, el *xmlstream.Element)
@@ -341,6 +417,10 @@ type Hooks struct {
 	// other (Prosody's "roster-get" event). What the hooks add is part of
 	// the roster version (see the roster module's README).
 	RosterItem HookList[RosterItemHook]
+	// RosterChange is provided by the roster module: how another module
+	// (MUC Light) changes a user's roster, under the roster module's lock
+	// and with its pushes.
+	RosterChange Service[RosterChangeFunc]
 
 	mu     sync.Mutex
 	iqs    atomic.Pointer[map[string]ownedIQ]
@@ -455,6 +535,7 @@ func (h *Hooks) RemoveOwner(owner string) {
 	h.ServerItems.RemoveOwner(owner)
 	h.AccountFeatures.RemoveOwner(owner)
 	h.RosterItem.RemoveOwner(owner)
+	h.RosterChange.RemoveOwner(owner)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if p := h.iqs.Load(); p != nil {
@@ -546,6 +627,9 @@ func (h *Hooks) Owners() map[string]bool {
 	}
 	for _, x := range h.RosterItem.Hooks() {
 		add(x.Owner)
+	}
+	if o := h.RosterChange.Owner(); o != "" {
+		add(o)
 	}
 	if p := h.iqs.Load(); p != nil {
 		for _, v := range *p {

@@ -49,6 +49,16 @@ type Factory struct {
 	New func(cfg any) (Module, error)
 }
 
+// Dependent is implemented by a module that needs what another module
+// provides (a Service of Hooks, such as the roster module's
+// RosterChange). Modules start in name order, so the provider may start
+// after the module that needs it: the server calls CheckDependencies
+// once every module has started, and an error stops the start as one
+// of Start does.
+type Dependent interface {
+	CheckDependencies(env *Env) error
+}
+
 // Validator is implemented by module configurations that can check
 // themselves; Validate returns every problem found.
 type Validator interface {

@@ -134,3 +134,34 @@ func TestRegistry(t *testing.T) {
 	}()
 	Register(Factory{Name: "registry-test"})
 }
+
+// TestService: one provider at a time, removed with its owner only.
+func TestService(t *testing.T) {
+	var h Hooks
+	if _, ok := h.RosterChange.Get(); ok {
+		t.Fatal("a service nobody provides")
+	}
+	fn := func(context.Context, RosterChange) (bool, error) { return true, nil }
+	if err := h.RosterChange.Provide("roster", fn); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.RosterChange.Provide("other", fn); err == nil {
+		t.Error("a second provider accepted")
+	}
+	if !h.Owners()["roster"] {
+		t.Error("the provider is not an owner")
+	}
+	h.RemoveOwner("other")
+	if got, ok := h.RosterChange.Get(); !ok {
+		t.Fatal("removed with another owner")
+	} else if changed, _ := got(context.Background(), RosterChange{}); !changed {
+		t.Fatal("not the function provided")
+	}
+	h.RemoveOwner("roster")
+	if _, ok := h.RosterChange.Get(); ok || h.Owners()["roster"] {
+		t.Fatal("still provided after its owner was removed")
+	}
+	if err := h.RosterChange.Provide("other", fn); err != nil {
+		t.Fatalf("a new provider after removal: %v", err)
+	}
+}

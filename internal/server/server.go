@@ -60,6 +60,7 @@ type Server struct {
 type runningModule struct {
 	name string
 	mod  module.Module
+	env  *module.Env
 }
 
 // Addrs are the addresses the server listens on (nil when disabled).
@@ -156,7 +157,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			s.stopModules()
 			return nil, fmt.Errorf("module %s: %w", m.Factory.Name, err)
 		}
-		s.modules = append(s.modules, runningModule{name: m.Factory.Name, mod: mod})
+		s.modules = append(s.modules, runningModule{name: m.Factory.Name, mod: mod, env: env})
+	}
+	// What a module needs from another is there only once both started.
+	for _, m := range s.modules {
+		if d, is := m.mod.(module.Dependent); is {
+			if err := d.CheckDependencies(m.env); err != nil {
+				s.stopModules()
+				return nil, fmt.Errorf("module %s: %w", m.name, err)
+			}
+		}
 	}
 	ok = true
 	return s, nil

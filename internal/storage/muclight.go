@@ -83,6 +83,10 @@ type MUCLightStore interface {
 	// MUCLightBlocking returns the user's blocking list for the service,
 	// rooms first, each kind sorted by JID.
 	MUCLightBlocking(ctx context.Context, user jid.JID, service string) ([]MUCLightBlock, error)
+	// MUCLightBlockers returns those of users whose blocking list for
+	// the room's service denies the room or the user other (bare JIDs),
+	// sorted: the newcomers a membership change skips, read at once.
+	MUCLightBlockers(ctx context.Context, users []jid.JID, room, other jid.JID) ([]jid.JID, error)
 	// SetMUCLightBlocking adds the deny items and removes the allow items
 	// (removing what is not there is not an error), in one transaction.
 	SetMUCLightBlocking(ctx context.Context, user jid.JID, service string, deny, allow []MUCLightBlock) error

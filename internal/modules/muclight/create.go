@@ -66,7 +66,12 @@ func (m *MUCLight) create(ctx context.Context, req *request, roomJID jid.JID) (*
 			}
 			roomJID = j
 		}
-		res, err := m.createRoom(ctx, req, roomJID, creator, cfg, occupants)
+		// Read before the room's lock is taken.
+		skip, err := m.blockers(ctx, occupants, roomJID, creator)
+		if err != nil {
+			return nil, err
+		}
+		res, err := m.createRoom(ctx, req, roomJID, creator, cfg, occupants, skip)
 		if errors.Is(err, storage.ErrExists) {
 			if named {
 				// muclight.md "Create": "if it exists, error conflict".
@@ -81,7 +86,9 @@ func (m *MUCLight) create(ctx context.Context, req *request, roomJID jid.JID) (*
 	}
 }
 
-func (m *MUCLight) createRoom(ctx context.Context, req *request, roomJID, creator jid.JID, cfg []storage.MUCLightField, occupants []Change) (*xmlstream.Element, error) {
+// createRoom stores the room unless it exists; skip holds the
+// newcomers who blocked the room or the creator.
+func (m *MUCLight) createRoom(ctx context.Context, req *request, roomJID, creator jid.JID, cfg []storage.MUCLightField, occupants []Change, skip map[jid.JID]bool) (*xmlstream.Element, error) {
 	mu := m.lockOf(roomJID)
 	mu.Lock()
 	defer mu.Unlock()
@@ -95,7 +102,7 @@ func (m *MUCLight) createRoom(ctx context.Context, req *request, roomJID, creato
 		initial = Member
 	}
 	start := []storage.MUCLightOccupant{{User: creator, Affiliation: initial}}
-	out, serr := m.rules.Apply(start, creator, occupants, true, func(u jid.JID) bool { return m.blocked(ctx, u, roomJID, creator) })
+	out, serr := m.rules.Apply(start, creator, occupants, true, func(u jid.JID) bool { return skip[u] })
 	if serr != nil {
 		return nil, serr
 	}

@@ -176,10 +176,14 @@ func (m *MUCLight) affiliationsSet(ctx context.Context, req *request, p *xmlstre
 	if len(reqs) == 0 {
 		return nil, errBadRequest("no change")
 	}
+	skip, err := m.blockers(ctx, reqs, req.To, req.sender)
+	if err != nil {
+		return nil, err
+	}
 	var done []Change
 	err = m.change(ctx, req.To, func(r *room) error {
 		var err error
-		done, err = m.applyAffiliations(ctx, r, req.sender, reqs, req.ID)
+		done, err = m.applyAffiliations(ctx, r, req.sender, reqs, skip, req.ID)
 		return err
 	})
 	if err != nil {
@@ -194,12 +198,13 @@ func (m *MUCLight) affiliationsSet(ctx context.Context, req *request, p *xmlstre
 }
 
 // applyAffiliations applies, stores and announces the changes requester
-// asks for; the caller holds the room's lock.
-func (m *MUCLight) applyAffiliations(ctx context.Context, r *room, requester jid.JID, reqs []Change, id string) ([]Change, error) {
+// asks for, skipping the newcomers in skip (blockers); the caller holds
+// the room's lock.
+func (m *MUCLight) applyAffiliations(ctx context.Context, r *room, requester jid.JID, reqs []Change, skip map[jid.JID]bool, id string) ([]Change, error) {
 	if _, ok := r.aff[requester]; !ok {
 		return nil, stanza.NewError(stanza.ItemNotFound, "")
 	}
-	out, serr := m.rules.Apply(r.Members, requester, reqs, false, func(u jid.JID) bool { return m.blocked(ctx, u, r.Room, requester) })
+	out, serr := m.rules.Apply(r.Members, requester, reqs, false, func(u jid.JID) bool { return skip[u] })
 	if serr != nil {
 		return nil, serr
 	}
@@ -318,7 +323,7 @@ func (m *MUCLight) userRemoving(ctx context.Context, user jid.JID) {
 		}
 		for _, ref := range refs {
 			err := m.change(ctx, ref.Room, func(r *room) error {
-				_, err := m.applyAffiliations(ctx, r, user, []Change{{User: user, Aff: None}}, "")
+				_, err := m.applyAffiliations(ctx, r, user, []Change{{User: user, Aff: None}}, nil, "")
 				return err
 			})
 			if err != nil {

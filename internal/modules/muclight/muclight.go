@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 
@@ -123,20 +122,12 @@ func init() {
 // Store is the storage the module uses (storage.MUCLightStore).
 type Store = storage.MUCLightStore
 
-// RosterStore is what the roster integration uses (storage.RosterStore
-// implements it).
-type RosterStore interface {
-	PutRosterItem(ctx context.Context, user jid.JID, item storage.RosterItem) (int64, bool, error)
-	DeleteRosterItem(ctx context.Context, user, contact jid.JID) (int64, error)
-	RosterItem(ctx context.Context, user, contact jid.JID) (storage.RosterItem, error)
-}
-
 // MUCLight is the module.
 type MUCLight struct {
 	cfg    Config
 	rules  Rules
 	store  Store
-	roster RosterStore // nil unless rooms_in_rosters
+	roster bool // rooms_in_rosters
 	host   module.Host
 	hooks  *module.Hooks
 	log    *slog.Logger
@@ -168,11 +159,7 @@ func (m *MUCLight) Start(ctx context.Context, env *module.Env) error {
 		return fmt.Errorf("muclight: the storage backend %T does not store MUC Light rooms", env.Store)
 	}
 	m.store, m.host, m.hooks, m.log = st, env.Host, env.Hooks, env.Logger
-	if m.cfg.RoomsInRosters {
-		if m.roster, ok = env.Store.(RosterStore); !ok {
-			return fmt.Errorf("muclight: rooms_in_rosters: the storage backend %T has no rosters", env.Store)
-		}
-	}
+	m.roster = m.cfg.RoomsInRosters
 	m.seed = maphash.MakeSeed()
 	m.cache = newCache(m.cfg.CacheSize)
 	m.services = map[string]bool{}
@@ -197,10 +184,23 @@ func (m *MUCLight) Start(ctx context.Context, env *module.Env) error {
 	// The account's memberships end with it, with the notifications a
 	// leave makes, while its data is still there.
 	env.Hooks.UserRemoving.Add(env.Owner, 0, m.userRemoving)
-	if m.roster != nil {
+	if m.roster {
 		// The rooms' items of a roster get carry the room's version
 		// (muclight.md "Roster integration").
 		env.Hooks.RosterItem.Add(env.Owner, 0, m.rosterItem)
+	}
+	return nil
+}
+
+// CheckDependencies implements module.Dependent: with rooms_in_rosters
+// the rooms' items are written by the roster module (Hooks.RosterChange),
+// which must be running.
+func (m *MUCLight) CheckDependencies(env *module.Env) error {
+	if !m.roster {
+		return nil
+	}
+	if _, ok := env.Hooks.RosterChange.Get(); !ok {
+		return errors.New("muclight: rooms_in_rosters needs the roster module, which is not enabled")
 	}
 	return nil
 }
@@ -293,6 +293,33 @@ func (m *MUCLight) load(ctx context.Context, j jid.JID) (*room, error) {
 	return m.loadFresh(ctx, j)
 }
 
+// peek returns a room like load, but never waits for the room's lock:
+// when another goroutine holds it, the room is read from storage and the
+// cache is left alone. The RosterItem hook uses it: it runs under the
+// roster module's lock of a user, which a room change (holding the room's
+// lock) may be waiting for, to change that user's roster.
+func (m *MUCLight) peek(ctx context.Context, j jid.JID) (*room, error) {
+	if r, ok := m.cache.get(j); ok {
+		return r, nil
+	}
+	mu := m.lockOf(j)
+	if mu.TryLock() {
+		defer mu.Unlock()
+		if r, ok := m.cache.get(j); ok {
+			return r, nil
+		}
+		return m.loadFresh(ctx, j)
+	}
+	sr, err := m.store.MUCLightRoom(ctx, j)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("muclight: load %s: %w", j, err)
+	}
+	return newRoom(sr), nil
+}
+
 // loadFresh reads a room from storage and refreshes the cache; the
 // caller holds the room's lock. Changes start from the stored state.
 func (m *MUCLight) loadFresh(ctx context.Context, j jid.JID) (*room, error) {
@@ -309,18 +336,31 @@ func (m *MUCLight) loadFresh(ctx context.Context, j jid.JID) (*room, error) {
 	return r, nil
 }
 
-// blocked reports whether user blocked the room or the requester
-// (muclight.md "Members": such a user "is skipped silently").
-func (m *MUCLight) blocked(ctx context.Context, user, room, requester jid.JID) bool {
+// blockers returns those of the newcomers a request names (the users
+// of changes that are not removals) who blocked the room or the
+// requester (muclight.md "Members": such a user "is skipped silently"),
+// in one storage query, read before the room's lock is taken: whoever of
+// them already is a member is not asked about (Rules.Apply).
+func (m *MUCLight) blockers(ctx context.Context, changes []Change, room, requester jid.JID) (map[jid.JID]bool, error) {
 	if !m.cfg.Blocking {
-		return false
+		return nil, nil
 	}
-	list, err := m.store.MUCLightBlocking(ctx, user, room.Domain())
+	users := make([]jid.JID, 0, len(changes))
+	for _, c := range changes {
+		if c.Aff != None {
+			users = append(users, c.User)
+		}
+	}
+	if len(users) == 0 {
+		return nil, nil
+	}
+	list, err := m.store.MUCLightBlockers(ctx, users, room, requester)
 	if err != nil {
-		m.log.Error("muclight: reading a blocking list", "user", user.String(), "error", err)
-		return false
+		return nil, fmt.Errorf("muclight: blocking lists: %w", err)
 	}
-	return slices.ContainsFunc(list, func(b storage.MUCLightBlock) bool {
-		return b.Kind == "room" && b.JID == room || b.Kind == "user" && b.JID == requester.Bare()
-	})
+	set := make(map[jid.JID]bool, len(list))
+	for _, u := range list {
+		set[u] = true
+	}
+	return set, nil
 }

@@ -2,12 +2,9 @@ package muclight
 
 import (
 	"context"
-	"errors"
-	"strconv"
 	"strings"
-	"sync/atomic"
 
-	"github.com/meerkat-xmpp/meerkat/internal/storage"
+	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/jid"
 	"github.com/meerkat-xmpp/meerkat/stanza"
 	"github.com/meerkat-xmpp/meerkat/xmlstream"
@@ -15,58 +12,41 @@ import (
 
 // Roster integration (muclight.md "Roster integration"): with
 // rooms_in_rosters, a local member has the room in its roster as an item
-// with subscription 'to', group urn:xmpp:muclight:0 and the room name,
-// stored in the roster itself (so roster versioning covers it) and pushed
-// to the member's sessions with a <version/> child. The roster module
-// serializes the items of roster gets (and its own pushes): the
-// RosterItem hook (rosterItem) adds the <version/> there.
-
-var rosterPushSeq atomic.Uint64
+// with subscription 'to', group urn:xmpp:muclight:0 and the room name.
+// The roster module makes the change (Hooks.RosterChange): it stores the
+// item (so roster versioning covers it) under its lock of the user and
+// pushes it as it pushes its own changes, to the user's interested
+// resources (RFC 6121 §2.1.6) with the roster version (§2.6). The roster
+// module serializes every item: the RosterItem hook (rosterItem) adds the
+// room's <version/> there.
+//
+// These are called with the room's lock held, so that a member's pushes
+// follow the room's changes in order; the roster module's lock of the
+// user is taken inside. The reverse order never happens: the RosterItem
+// hook, which runs under the user's lock, does not wait for a room's
+// lock (peek).
 
 func (m *MUCLight) rosterAdd(ctx context.Context, user jid.JID, r *room) {
-	if m.roster == nil || !m.host.IsLocal(user.Domain()) {
-		return
-	}
-	item := storage.RosterItem{Contact: r.Room, Name: r.field("roomname"), Groups: []string{NS}, Subscription: storage.SubTo}
-	ver, changed, err := m.roster.PutRosterItem(ctx, user, item)
-	if err != nil {
-		m.log.Error("muclight: roster item", "user", user.String(), "room", r.Room.String(), "error", err)
-		return
-	}
-	if !changed {
-		return
-	}
-	el := xmlstream.NewElement("item", stanza.NSRoster).SetAttr("jid", r.Room.String()).SetAttr("subscription", "to")
-	if item.Name != "" {
-		el.SetAttr("name", item.Name)
-	}
-	el.AddChild(textElement("group", stanza.NSRoster, NS), textElement("version", stanza.NSRoster, r.Version))
-	m.rosterPush(user, el, ver)
+	m.rosterChange(ctx, module.RosterChange{User: user, Contact: r.Room, Name: r.field("roomname"), Groups: []string{NS}, Subscription: "to"})
 }
 
 func (m *MUCLight) rosterRemove(ctx context.Context, user, roomJID jid.JID) {
-	if m.roster == nil || !m.host.IsLocal(user.Domain()) {
-		return
-	}
-	ver, err := m.roster.DeleteRosterItem(ctx, user, roomJID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return
-	}
-	if err != nil {
-		m.log.Error("muclight: roster item", "user", user.String(), "room", roomJID.String(), "error", err)
-		return
-	}
-	m.rosterPush(user, xmlstream.NewElement("item", stanza.NSRoster).SetAttr("jid", roomJID.String()).SetAttr("subscription", "remove"), ver)
+	m.rosterChange(ctx, module.RosterChange{User: user, Contact: roomJID, Remove: true})
 }
 
-// rosterPush sends a roster push (RFC 6121 §2.1.6) to every session of
-// user; the roster module's record of which sessions asked for the
-// roster is its own.
-func (m *MUCLight) rosterPush(user jid.JID, item *xmlstream.Element, ver int64) {
-	q := xmlstream.NewElement("query", stanza.NSRoster).SetAttr("ver", strconv.FormatInt(ver, 10)).AddChild(item)
-	for _, s := range m.host.Sessions(user) {
-		id := "muclight-push-" + strconv.FormatUint(rosterPushSeq.Add(1), 36)
-		s.Deliver(stanza.NewIQ(stanza.IQSet, id, s.JID(), jid.JID{}, q))
+func (m *MUCLight) rosterChange(ctx context.Context, ch module.RosterChange) {
+	if !m.roster || !m.host.IsLocal(ch.User.Domain()) {
+		return
+	}
+	change, ok := m.hooks.RosterChange.Get()
+	if !ok {
+		// Checked at start (CheckDependencies); the roster module is
+		// stopping.
+		m.log.Error("muclight: rooms_in_rosters without the roster module", "user", ch.User.String(), "room", ch.Contact.String())
+		return
+	}
+	if _, err := change(ctx, ch); err != nil {
+		m.log.Error("muclight: roster item", "user", ch.User.String(), "room", ch.Contact.String(), "error", err)
 	}
 }
 
@@ -91,7 +71,7 @@ func (m *MUCLight) rosterItem(ctx context.Context, user jid.JID, item *xmlstream
 	if err != nil {
 		return
 	}
-	r, err := m.load(ctx, j)
+	r, err := m.peek(ctx, j)
 	if err != nil {
 		m.log.Error("muclight: roster item", "user", user.String(), "room", raw, "error", err)
 		return

@@ -1,8 +1,14 @@
 package muclight_test
 
 import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/meerkat-xmpp/meerkat/internal/config"
+	"github.com/meerkat-xmpp/meerkat/internal/server"
 	"github.com/meerkat-xmpp/meerkat/internal/servertest"
 	"github.com/meerkat-xmpp/meerkat/jid"
 	"github.com/meerkat-xmpp/meerkat/stanza"
@@ -88,7 +94,10 @@ func TestStoryMUCLightRosterGetVersion(t *testing.T) {
 		}
 		alice.Expect(story.IsMUCLightNotice(room, NSAff, story.Member(carol)))
 		carol.Expect(story.IsMUCLightNotice(room, NSAff, story.Member(carol)))
-		carol.Expect(story.IsRosterPush(room))
+		// carol never asked for her roster: no push (RFC 6121 §2.1.6);
+		// the answer to a ping comes after anything queued before.
+		carol.IQ(story.Ping(nil))
+		carol.ExpectNothing(0, story.IsRosterPush(nil))
 		ver2 := assertRoster(t, bob.IQ(rosterGet(ver1)), roomItem(room, "Room", v2))
 		if ver2 == ver1 {
 			t.Fatalf("the roster version did not change with the room version: %s", ver2)
@@ -135,4 +144,132 @@ func TestStoryMUCLightRosterGetVersion(t *testing.T) {
 		}
 		bob.ExpectNothing(0, story.IsRosterPush(nil))
 	})
+}
+
+// TestStoryMUCLightRosterPushInterested: the room's item is pushed by
+// the roster module as it pushes its own changes: to the resources that
+// asked for the roster (RFC 6121 §2.1.6, "interested resources") and to
+// no other, with the roster module's push id, a roster version (§2.6)
+// and the room's <version/> (muclight.md "Roster integration"). A later
+// versioned get (§2.6.3) shows the room's item once: in the whole roster
+// for a push's version, as one interim push when it changed since a
+// roster result's version.
+func TestStoryMUCLightRosterPushInterested(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, servertest.Modules("[modules.muclight]\nrooms_in_rosters = true"))
+	story.Run(t, srv, story.Users{"alice": 1, "bob": 2}, func(alice, bob1, bob2 *story.Client) {
+		// bob1 is interested; bob2 and alice never ask for the roster.
+		ver0 := assertRoster(t, bob1.IQ(rosterGet("")))
+		room := roomOf(t, srv, "coven")
+		res := alice.IQ(story.MUCLightCreate(room, []story.MUCLightField{{Name: "roomname", Value: "Room"}}, story.Member(bob1)))
+		story.AssertStanza(t, res, story.IsIQ("result"))
+		alice.Expect(story.IsMUCLightNotice(room, NSAff))
+		v := notice(bob1.Expect(story.IsMUCLightNotice(room, NSAff)), NSAff).Version
+		bob2.Expect(story.IsMUCLightNotice(room, NSAff))
+
+		push := bob1.Expect(story.IsRosterPush(room))
+		story.AssertStanza(t, push, story.IsTo(bob1))
+		q := push.Child("query", stanza.NSRoster)
+		ver := q.Attr("ver")
+		if push.Attr("from") != "" || !strings.HasPrefix(push.Attr("id"), "push") || ver == "" || ver == ver0 || strings.Contains(ver, ".") {
+			t.Fatalf("not a push of the roster module (id push…, a new counter as ver, no from): %s", push)
+		}
+		var items []*xmlstream.Element
+		for it := range q.Elements() {
+			items = append(items, it)
+		}
+		if len(items) != 1 || !xmlstream.Equal(items[0], roomItem(room, "Room", v)) {
+			t.Fatalf("push: %s", push)
+		}
+		// Everything the creation made is queued before the answer to a
+		// ping: bob1 got one push, bob2 and alice none.
+		for _, c := range []*story.Client{bob1, bob2, alice} {
+			c.IQ(story.Ping(nil))
+			c.ExpectNothing(0, story.IsRosterPush(nil))
+		}
+
+		// The push's version has no fingerprint of the room versions:
+		// the whole roster, the room once.
+		ver1 := assertRoster(t, bob1.IQ(rosterGet(ver)), roomItem(room, "Room", v))
+		if !strings.HasPrefix(ver1, ver+".") {
+			t.Fatalf("roster version %q after the push's %q", ver1, ver)
+		}
+		// Two changes since ver1, the room's among them: an empty result
+		// and one interim push each, the room's with its <version/> and
+		// the fingerprint of ver1.
+		story.AssertStanza(t, bob1.IQ(story.RosterSet(alice.Bare(), "Alice")), story.IsIQ("result"))
+		bob1.Expect(story.IsRosterPush(alice.Bare()))
+		story.AssertStanza(t, bob1.IQ(story.RosterSet(room, "Ours", story.NSMUCLight)), story.IsIQ("result"))
+		bob1.Expect(story.IsRosterPush(room))
+		res = bob1.IQ(rosterGet(ver1))
+		story.AssertStanza(t, res, story.IsIQ("result"))
+		if res.FirstChild() != nil {
+			t.Fatalf("a get two changes behind: %s", res)
+		}
+		bob1.Expect(story.IsRosterPush(alice.Bare()))
+		push = bob1.Expect(story.IsRosterPush(room))
+		if it := push.Child("query", stanza.NSRoster).Child("item", stanza.NSRoster); !xmlstream.Equal(it, roomItem(room, "Ours", v)) {
+			t.Fatalf("interim push: %s", push)
+		}
+		_, fp, _ := strings.Cut(ver1, ".")
+		if pv := push.Child("query", stanza.NSRoster).Attr("ver"); !strings.HasSuffix(pv, "."+fp) {
+			t.Fatalf("interim push version %q, want the fingerprint of %q", pv, ver1)
+		}
+		bob1.IQ(story.Ping(nil))
+		bob1.ExpectNothing(0, story.IsRosterPush(nil))
+		bob2.ExpectNothing(0, story.IsRosterPush(nil))
+	})
+}
+
+// TestStoryMUCLightRosterPushOrder: the room's items and the client's
+// own roster sets go through the roster module's lock of the user, so
+// the pushes an interested resource gets carry strictly increasing
+// versions (RFC 6121 §2.6.3) however they interleave.
+func TestStoryMUCLightRosterPushOrder(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, servertest.Modules("[modules.muclight]\nrooms_in_rosters = true"))
+	story.Run(t, srv, story.Users{"alice": 1, "bob": 1}, func(alice, bob *story.Client) {
+		assertRoster(t, bob.IQ(rosterGet("")))
+		room := roomOf(t, srv, "coven")
+		create(t, room, alice, bob)
+		bob.Expect(story.IsRosterPush(room))
+		const n = 20
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := range n {
+				alice.Send(story.MUCLightConfigSet(room, story.MUCLightField{Name: "roomname", Value: "Room " + strconv.Itoa(i)}))
+			}
+		}()
+		for i := range n {
+			bob.Send(story.RosterSet(alice.Bare(), "Alice "+strconv.Itoa(i)))
+		}
+		<-done
+		last := int64(-1)
+		for range 2 * n {
+			push := bob.Expect(story.IsRosterPush(nil))
+			v, err := strconv.ParseInt(push.Child("query", stanza.NSRoster).Attr("ver"), 10, 64)
+			if err != nil || v <= last {
+				t.Fatalf("push version after %d: %s", last, push)
+			}
+			last = v
+		}
+	})
+}
+
+// TestMUCLightRoomsInRostersNeedsRoster: rooms_in_rosters without the
+// roster module is a start error.
+func TestMUCLightRoomsInRostersNeedsRoster(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	servertest.Modules("[modules.muclight]\nrooms_in_rosters = true\n[modules.roster]\nenabled = false")(&cfg)
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		srv.Shutdown(context.Background())
+		t.Fatal("started without the roster module")
+	}
+	if !strings.Contains(err.Error(), "module muclight: muclight: rooms_in_rosters needs the roster module") {
+		t.Fatalf("error: %v", err)
+	}
 }

@@ -76,16 +76,32 @@ func (r *Roster) get(ctx context.Context, iq *module.IQ) (*xmlstream.Element, er
 					return nil, err
 				}
 			}
-			if ok && r.pushesAreSmaller(ctx, user, len(changes)) {
+			size := -1 // unknown unless the roster was read
+			if loaded {
+				size = len(items)
+			}
+			if ok && r.pushesAreSmaller(ctx, user, len(changes), size) {
 				s.Deliver(iq.Result(nil))
 				suffix := fp.String()
+				// The roster read for the fingerprint has the changed
+				// items rendered already, hooks included: push those.
+				var rendered map[jid.JID]*xmlstream.Element
+				if loaded && len(changes) > 0 {
+					rendered = make(map[jid.JID]*xmlstream.Element, len(items))
+					for i, it := range items {
+						rendered[it.Contact] = els[i]
+					}
+				}
 				for _, c := range changes {
 					if c.Removed {
 						r.pushVer(s, removedElement(c.Item.Contact), formatVersion(c.Item.Version, suffix))
-					} else {
-						el, _ := r.render(ctx, user, c.Item)
-						r.pushVer(s, el, formatVersion(c.Item.Version, suffix))
+						continue
 					}
+					el := rendered[c.Item.Contact]
+					if el == nil {
+						el, _ = r.render(ctx, user, c.Item)
+					}
+					r.pushVer(s, el, formatVersion(c.Item.Version, suffix))
 				}
 				return nil, module.ErrReplied
 			}
@@ -104,11 +120,16 @@ func (r *Roster) get(ctx context.Context, iq *module.IQ) (*xmlstream.Element, er
 	return nil, module.ErrReplied
 }
 
-// pushesAreSmaller applies §2.6.3: interim pushes unless the whole roster
-// is smaller than the changes.
-func (r *Roster) pushesAreSmaller(ctx context.Context, user jid.JID, changes int) bool {
+// pushesAreSmaller applies §2.6.3: interim pushes unless
+// the whole roster is smaller than the changes. size is the number of
+// items of the roster when the caller read it, -1 when it did not: then
+// it is counted in storage.
+func (r *Roster) pushesAreSmaller(ctx context.Context, user jid.JID, changes, size int) bool {
 	if changes <= 1 {
 		return true
+	}
+	if size >= 0 {
+		return changes <= size
 	}
 	n, err := r.store.RosterSize(ctx, user)
 	return err != nil || changes <= n

@@ -127,6 +127,8 @@ func (r *Roster) Start(_ context.Context, env *module.Env) error {
 		h.HandleIQ(owner, stanza.IQSet, module.TargetSelf, NS, r.set),
 		h.HandleIQ(owner, stanza.IQGet, module.TargetBare, NS, forbidden),
 		h.HandleIQ(owner, stanza.IQSet, module.TargetBare, NS, forbidden),
+		// Other modules change rosters through it (MUC Light's rooms).
+		h.RosterChange.Provide(owner, r.serverChange),
 	); err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
 	"github.com/meerkat-xmpp/meerkat/jid"
@@ -315,6 +317,57 @@ func (s *Store) MUCLightBlocking(ctx context.Context, user jid.JID, service stri
 		return nil, fmt.Errorf("sqlite: muclight blocking of %s: %w", user, err)
 	}
 	return out, nil
+}
+
+// blockersChunk is the most users one MUCLightBlockers query asks about
+// (two parameters each, far below SQLite's limit of 32766).
+const blockersChunk = 1000
+
+// MUCLightBlockers implements storage.MUCLightStore: one query (per
+// thousand users) on the primary key.
+func (s *Store) MUCLightBlockers(ctx context.Context, users []jid.JID, room, other jid.JID) ([]jid.JID, error) {
+	var out []jid.JID
+	for len(users) > 0 {
+		chunk := users[:min(len(users), blockersChunk)]
+		users = users[len(chunk):]
+		args := make([]any, 0, 3+2*len(chunk))
+		args = append(args, room.Domain(), room.String(), other.Bare().String())
+		var q strings.Builder
+		q.WriteString(`SELECT DISTINCT domain, username FROM muclight_blocking
+		WHERE service = ? AND (kind = 'room' AND jid = ? OR kind = 'user' AND jid = ?)
+		AND (domain, username) IN (VALUES `)
+		for i, u := range chunk {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?)")
+			args = append(args, u.Domain(), u.Local())
+		}
+		q.WriteString(")")
+		if err := func() error {
+			rows, err := s.r.QueryContext(ctx, q.String(), args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var domain, username string
+				if err := rows.Scan(&domain, &username); err != nil {
+					return err
+				}
+				j, err := jid.New(username, domain, "")
+				if err != nil {
+					return fmt.Errorf("stored %q@%q: %w", username, domain, err)
+				}
+				out = append(out, j)
+			}
+			return rows.Err()
+		}(); err != nil {
+			return nil, fmt.Errorf("sqlite: muclight blockers of %s: %w", room, err)
+		}
+	}
+	slices.SortFunc(out, jid.JID.Compare)
+	return slices.Compact(out), nil
 }
 
 // SetMUCLightBlocking implements storage.MUCLightStore.

@@ -147,6 +147,49 @@ func testMUCLight(t *testing.T, b storage.Backend) {
 	if l, _ := s.MUCLightBlocking(ctx, alice, service); !slices.Equal(l, []storage.MUCLightBlock{rb, uc}) {
 		t.Fatalf("after allow: %v", l)
 	}
+	// Blockers, at once: alice blocks coven and carol (not bob any
+	// more); bob blocks alice; carol blocks coven on another service.
+	if err := s.SetMUCLightBlocking(ctx, bob, service, []storage.MUCLightBlock{{Kind: "user", JID: alice}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMUCLightBlocking(ctx, carol, "muclight.example.org", []storage.MUCLightBlock{{Kind: "room", JID: elsewhere}, {Kind: "user", JID: bob}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	dave := jid.MustParse("dave@example.com") // no list, no account
+	for _, c := range []struct {
+		users       []jid.JID
+		room, other jid.JID
+		want        []jid.JID
+	}{
+		{[]jid.JID{carol, bob, alice, dave}, coven, jid.MustParse("nobody@example.com"), []jid.JID{alice}},    // the room
+		{[]jid.JID{carol, bob, alice, dave}, other, carol, []jid.JID{alice}},                                  // the other user
+		{[]jid.JID{carol, bob, alice, dave}, other, jid.MustParse("alice@example.com/phone"), []jid.JID{bob}}, // a full JID counts as its bare one
+		{[]jid.JID{carol, bob, alice, alice}, coven, alice, []jid.JID{alice, bob}},                            // both, each once, sorted
+		{[]jid.JID{bob, dave}, other, bob, nil},                                                               // alice is not asked about
+		{[]jid.JID{alice, bob, carol}, elsewhere, bob, []jid.JID{carol}},                                      // the room's service
+		{nil, coven, alice, nil}, // nobody
+	} {
+		got, err := s.MUCLightBlockers(ctx, c.users, c.room, c.other)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("MUCLightBlockers(%v, %s, %s) = %v, %v; want %v", c.users, c.room, c.other, got, err, c.want)
+		}
+	}
+	// Many users: the answer does not depend on how a backend splits them.
+	many := make([]jid.JID, 0, 2503)
+	for i := range 2500 {
+		many = append(many, jid.MustParse(fmt.Sprintf("u%d@example.com", i)))
+	}
+	many = append(many, carol, bob, alice)
+	if got, err := s.MUCLightBlockers(ctx, many, coven, alice); err != nil || !slices.Equal(got, []jid.JID{alice, bob}) {
+		t.Errorf("blockers among %d users: %v, %v", len(many), got, err)
+	}
+	if err := s.SetMUCLightBlocking(ctx, bob, service, nil, []storage.MUCLightBlock{{Kind: "user", JID: alice}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMUCLightBlocking(ctx, carol, "muclight.example.org", nil, []storage.MUCLightBlock{{Kind: "room", JID: elsewhere}, {Kind: "user", JID: bob}}); err != nil {
+		t.Fatal(err)
+	}
+
 	if l, _ := s.MUCLightBlocking(ctx, alice, "muclight.example.org"); len(l) != 0 {
 		t.Fatalf("another service's list: %v", l)
 	}
