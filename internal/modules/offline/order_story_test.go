@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/internal/servertest"
 	"github.com/meerkat-xmpp/meerkat/stanza"
 	"github.com/meerkat-xmpp/meerkat/story"
+	"github.com/meerkat-xmpp/meerkat/xmlstream"
 )
 
 // pause is a seam for the stories below: a hook the test adds to the
@@ -18,7 +19,7 @@ import (
 // the test can act at a precise point of the server's work without
 // sleeping.
 type pause struct {
-	once    sync.Once
+	taken   atomic.Bool
 	reached chan struct{}
 	release chan struct{}
 }
@@ -27,12 +28,13 @@ func newPause() *pause {
 	return &pause{reached: make(chan struct{}), release: make(chan struct{})}
 }
 
-// here blocks the calling server goroutine the first time only.
+// here blocks the calling server goroutine the first time only; the
+// others go on.
 func (p *pause) here() {
-	p.once.Do(func() {
+	if p.taken.CompareAndSwap(false, true) {
 		close(p.reached)
 		<-p.release
-	})
+	}
 }
 
 // expectOrder takes the next len(bodies) messages of c and checks that
@@ -63,13 +65,15 @@ func expectOrder(t *testing.T, c *story.Client, stored int, bodies ...string) {
 // §10.1). The server is paused right before the offline module's
 // delivery, when the resource is available: the live message comes then.
 // The same when the resource was available with a negative priority and
-// changes it to a non-negative one.
+// changes it to a non-negative one, and for a client that told the
+// server it is inactive (XEP-0352: messages with a body are not held back).
 func TestStoryOfflineBeforeLive(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name     string
-		priority int // of the first presence
-	}{{"initial presence", 0}, {"priority becomes non-negative", -1}} {
+		priority int  // of the first presence
+		inactive bool // XEP-0352: the client says it is inactive first
+	}{{"initial presence", 0, false}, {"priority becomes non-negative", -1, false}, {"inactive client", 0, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := servertest.Start(t)
@@ -98,6 +102,9 @@ func TestStoryOfflineBeforeLive(t *testing.T) {
 				flush(t, alice)
 
 				b := story.MustConnect(t, srv, bob, story.Options{Name: "bob", NoPresence: true})
+				if tc.inactive {
+					b.Send(xmlstream.NewElement("inactive", "urn:xmpp:csi:0"))
+				}
 				if tc.priority < 0 {
 					b.Send(presenceWithPriority(tc.priority))
 					b.Expect(story.IsPresence("", b.JID()))
@@ -210,6 +217,41 @@ func TestStoryOfflineLoginRace(t *testing.T) {
 				t.Fatalf("round %d: %d left in storage", round, n)
 			}
 			b.Close()
+		}
+	})
+}
+
+// TestStoryOfflineHeldRerouted: a session that ends while the server
+// holds live messages for it (its stored ones not delivered yet) does not
+// lose them: they are routed again to the bare JID, as the unacknowledged
+// messages of stream management are (XEP-0198 §4), and the session that
+// replaced it gets them after the stored ones.
+func TestStoryOfflineHeldRerouted(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	bob := story.NewAccount(t, srv, "bob")
+	p := newPause()
+	srv.Hooks().InitialPresence.Add("test", 10, func(_ context.Context, s module.Session) {
+		if s.JID().Bare() == bob.JID {
+			p.here() // the first login only
+		}
+	})
+	story.Run(t, srv, story.Users{"alice": 1}, func(alice *story.Client) {
+		alice.Send(story.Chat(bob.JID, "stored"))
+		flush(t, alice)
+		first := story.MustConnect(t, srv, bob, story.Options{Name: "bob", Resource: "phone", NoPresence: true})
+		first.Send(story.Presence(""))
+		<-p.reached
+		alice.Send(story.Chat(bob.JID, "live"))
+		flush(t, alice) // held for the first session
+		// RFC 6120 §7.7.2.2: the new session replaces the first.
+		second := story.MustConnect(t, srv, bob, story.Options{Name: "bob again", Resource: "phone"})
+		first.Expect(story.IsStreamError("conflict"))
+		flush(t, second) // its login's delivery is over
+		close(p.release)
+		expectOrder(t, second, 2, "stored", "live")
+		if n := offlineCount(t, srv, bob); n != 0 {
+			t.Errorf("%d left in storage", n)
 		}
 	})
 }
