@@ -17,11 +17,14 @@ import (
 // with a non-negative priority, RFC 6121 §8.5.2.1.1 — as soon as the
 // server has read its presence, and the router delivers such messages to
 // it from then on. The stored messages are delivered a little later,
-// from the InitialPresence hook (XEP-0160 §2: "when the intended
-// recipient next sends non-negative available presence"), after the
-// presence was routed. A live message routed in between would overtake
+// from the InitialPresence hook (XEP-0160 §2: "when the recipient next
+// sends non-negative available presence to the server, the server
+// delivers the message to the resource that has sent that presence"),
+// after the presence was routed. A live message routed in between would overtake
 // the stored ones, even one sent after them by the same sender (RFC 6120
-// §10.1 asks for the order of one sender's stanzas to be kept).
+// §10.1 asks for the order of one sender's stanzas to be kept, "treating
+// stanzas addressed to the bare JID and the full JID of the intended
+// recipient as equivalent": so messages to the full JID wait too).
 //
 // So each session has a gate. While the session is eligible and its
 // stored messages have not been delivered, the gate is closed: the

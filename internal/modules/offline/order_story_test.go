@@ -59,7 +59,7 @@ func expectOrder(t *testing.T, c *story.Client, stored int, bodies ...string) {
 // TestStoryOfflineBeforeLive: the stored messages come before a live
 // message sent to the bare JID while the server is still handling the
 // recipient's initial presence (XEP-0160 §2: they are delivered "when the
-// intended recipient next sends non-negative available presence"; RFC
+// recipient next sends non-negative available presence"; RFC
 // 6121 §8.5.2.1.1 makes the resource eligible for the live one as soon as
 // that presence is in). The stanzas of one sender stay in order (RFC 6120
 // §10.1). The server is paused right before the offline module's
