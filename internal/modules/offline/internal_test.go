@@ -2,6 +2,7 @@ package offline
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -26,6 +27,19 @@ func parse(t *testing.T, s string) *stanza.Stanza {
 	st, serr := stanza.Parse(el, stanza.NSClient)
 	if serr != nil {
 		t.Fatalf("%s: %v", s, serr)
+	}
+	return &st
+}
+
+func parsePresence(t *testing.T, s string) *stanza.Stanza {
+	t.Helper()
+	el, err := xmlstream.Parse([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, serr := stanza.Parse(el, stanza.NSClient)
+	if serr != nil {
+		t.Fatal(serr)
 	}
 	return &st
 }
@@ -98,6 +112,7 @@ type fakeSession struct {
 	full      jid.JID
 	available bool
 	priority  int
+	refuse    bool // Deliver reports false: the session is ending
 
 	mu        sync.Mutex
 	delivered []*xmlstream.Element
@@ -114,6 +129,9 @@ func (s *fakeSession) Close(err *stanza.StreamError) {}
 func (s *fakeSession) Deliver(el *xmlstream.Element) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.refuse {
+		return false
+	}
 	s.delivered = append(s.delivered, el)
 	return true
 }
@@ -136,6 +154,14 @@ type fakeHost struct {
 	module.Host
 	sessions []module.Session
 	sent     []*xmlstream.Element
+	routed   []*stanza.Stanza
+	rerouted []time.Time
+}
+
+func (h *fakeHost) Route(ctx context.Context, st *stanza.Stanza) {
+	at, _ := module.Rerouted(ctx)
+	h.routed = append(h.routed, st)
+	h.rerouted = append(h.rerouted, at)
 }
 
 func (h *fakeHost) Sessions(jid.JID) []module.Session             { return h.sessions }
@@ -168,6 +194,7 @@ func TestStoredWhileDraining(t *testing.T) {
 	if err := store.CreateAccount(ctx, bob.full.Bare(), []byte("x")); err != nil {
 		t.Fatal(err)
 	}
+	o.sessionOpened(ctx, bob)
 	ev := func(body string) *module.StanzaEvent {
 		return &module.StanzaEvent{User: bob.full.Bare(), Stanza: parse(t, "<message xmlns='jabber:client' from='a@x/r' to='bob@x' type='chat'><body>"+body+"</body></message>")}
 	}
@@ -194,6 +221,86 @@ func TestStoredWhileDraining(t *testing.T) {
 	o.storeMessage(ctx, ev("held"))
 	if len(bob.delivered) != 2 {
 		t.Fatal("delivered to a negative priority")
+	}
+}
+
+// TestGate: while a session is eligible and not drained, the normal and
+// chat messages given to it are held, and delivered after the stored
+// ones; a session that ends before taking them has them routed again to
+// the bare JID, marked as rerouted, except the copies made for it.
+func TestGate(t *testing.T) {
+	ctx := context.Background()
+	bob := &fakeSession{full: jid.MustParse("bob@x/r")}
+	host := &fakeHost{sessions: []module.Session{bob}}
+	o, store := start(t, Config{OverflowError: OverflowServiceUnavailable}, host)
+	if err := store.CreateAccount(ctx, bob.full.Bare(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	o.sessionOpened(ctx, bob)
+	msg := func(attrs, body string) *xmlstream.Element {
+		return parse(t, "<message xmlns='jabber:client' to='bob@x' "+attrs+"><body>"+body+"</body></message>").El
+	}
+	// Not available: messages (to the full JID) pass.
+	if o.outgoing(bob, msg("from='a@x/r' type='chat'", "before")) != module.Continue {
+		t.Fatal("held before presence")
+	}
+	o.storeMessage(ctx, &module.StanzaEvent{User: bob.full.Bare(), Stanza: parse(t, "<message xmlns='jabber:client' from='a@x/r' to='bob@x' type='chat'><body>stored</body></message>")})
+	bob.available = true
+	for _, tc := range []struct {
+		el   *xmlstream.Element
+		want module.Result
+	}{
+		{msg("from='a@x/r' type='chat'", "live"), module.Stop},
+		{msg("from='a@x/r'", "normal"), module.Stop},
+		{msg("from='bob@x' type='chat'", "carbon"), module.Stop},
+		{msg("from='a@x/r' type='headline'", "headline"), module.Continue},
+		{xmlstream.NewElement("presence", stanza.NSClient), module.Continue},
+	} {
+		if got := o.outgoing(bob, tc.el); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.el, got, tc.want)
+		}
+	}
+	bob.refuse = true // it ends
+	o.initialPresence(ctx, bob)
+	if len(bob.delivered) != 0 {
+		t.Fatalf("delivered to an ending session: %v", bob.delivered)
+	}
+	if len(host.routed) != 2 {
+		t.Fatalf("routed again: %v", host.routed)
+	}
+	for i, body := range []string{"live", "normal"} {
+		st := host.routed[i]
+		if st.El.ChildText("body", stanza.NSClient) != body || st.To != bob.full.Bare() || st.El.Attr("to") != "bob@x" ||
+			st.El.Child("delay", NSDelay) == nil || host.rerouted[i].IsZero() {
+			t.Errorf("routed again: %s to %v (rerouted at %v), want %q to bob@x with a delay", st.El, st.To, host.rerouted[i], body)
+		}
+	}
+	if n, _ := store.(storage.OfflineStore).OfflineCount(ctx, bob.full.Bare()); n != 1 {
+		t.Errorf("%d stored, want the one bob did not take", n)
+	}
+	// The gate is open: messages pass.
+	bob.refuse = false
+	if o.outgoing(bob, msg("from='a@x/r' type='chat'", "after")) != module.Continue {
+		t.Error("held after the drain")
+	}
+	// Negative priority: closed again, but not eligible, so nothing is
+	// held; back to 0, the gate holds until the drain.
+	bob.priority = -1
+	o.presenceChange(ctx, &module.StanzaEvent{Session: bob, Stanza: parsePresence(t, "<presence xmlns='jabber:client' from='bob@x/r'><priority>-1</priority></presence>")})
+	if o.outgoing(bob, msg("from='a@x/r' type='chat'", "negative")) != module.Continue {
+		t.Error("held by a session with a negative priority")
+	}
+	bob.priority = 0
+	if o.outgoing(bob, msg("from='a@x/r' type='chat'", "held")) != module.Stop {
+		t.Error("not held before the drain")
+	}
+	o.presenceChange(ctx, &module.StanzaEvent{Session: bob, Stanza: parsePresence(t, "<presence xmlns='jabber:client' from='bob@x/r'/>")})
+	var got []string
+	for _, el := range bob.delivered {
+		got = append(got, el.ChildText("body", stanza.NSClient))
+	}
+	if want := "[stored held]"; fmt.Sprint(got) != want {
+		t.Errorf("delivered %v, want %s", got, want)
 	}
 }
 

@@ -6,7 +6,8 @@
 //
 // Delivery is claim, deliver, delete (storage.OfflineStore): two resources
 // coming online at once never get the same message, and a message is
-// deleted only after it was handed to a session.
+// deleted only after it was handed to a session. A session that becomes
+// available gets the stored messages before any live one (gate.go).
 package offline
 
 import (
@@ -106,19 +107,15 @@ type Offline struct {
 	claimSeq    atomic.Uint64
 	// locks serialize deliveries to one user (by hash), so that a message
 	// delivered by storeMessage never overtakes older ones a login is
-	// delivering.
+	// delivering, and order storing with opening a gate (gate.go).
 	seed  maphash.Seed
 	locks [64]sync.Mutex
 }
 
 var _ module.Module = (*Offline)(nil)
 
-// Per-session state, kept with Session.SetValue.
+// Per-session state, kept with Session.SetValue (and gateKey, gate.go).
 type (
-	// drainedKey: the session was eligible (available, priority ≥ 0)
-	// and has claimed the queue once; a message stored after that is
-	// delivered to it at once (see storeMessage).
-	drainedKey struct{}
 	// priorityKey: the priority of the session's last available
 	// broadcast presence, to see it become non-negative.
 	priorityKey struct{}
@@ -143,9 +140,14 @@ func (o *Offline) Start(ctx context.Context, env *module.Env) error {
 	env.Hooks.ServerFeatures.Add(env.Owner, 0, Feature)
 	env.Hooks.Offline.Add(env.Owner, 0, o.storeMessage)
 	env.Hooks.InitialPresence.Add(env.Owner, 0, o.initialPresence)
-	// A protocol handler's priority, like the presence module's: it
-	// only watches the priority and never stops the stanza.
-	env.Hooks.UserSend.Add(env.Owner, 50, o.presenceChange)
+	// It only watches the priority and never stops the stanza; it runs
+	// before any hook that could stop one, since the gate of a session
+	// that became eligible stays closed until it has run.
+	env.Hooks.UserSend.Add(env.Owner, 1000, o.presenceChange)
+	env.Hooks.SessionOpened.Add(env.Owner, 0, o.sessionOpened)
+	// After CSI's (1000), which holds back what can wait for an
+	// inactive client and lets messages with a body through.
+	env.Hooks.Outgoing.Add(env.Owner, 500, o.outgoing)
 	return nil
 }
 
@@ -189,17 +191,33 @@ func (o *Offline) storeMessage(ctx context.Context, ev *module.StanzaEvent) modu
 		o.log.Error("storing an offline message", "user", ev.User.String(), "error", err)
 		return module.Continue
 	}
-	// A session may have become available and claimed the queue between
+	// A session may have become eligible and claimed the queue between
 	// the router's look at the sessions and this commit: it would not
-	// see this message until its next login. Such a session set
-	// drainedKey before claiming, so it is seen here.
-	for _, s := range o.host.Sessions(ev.User) {
-		if drained, _ := s.Value(drainedKey{}).(bool); drained && s.Available() && s.Priority() >= 0 {
-			o.deliver(ctx, s)
+	// see this message until its next login (gate.go). A drain that
+	// claims after this commit takes it; one that claimed before had
+	// made its session eligible before, so it is seen here.
+	sessions := o.host.Sessions(ev.User)
+	for _, s := range sessions {
+		if eligible(s) {
+			o.deliverLate(ctx, ev.User, sessions)
 			break
 		}
 	}
 	return module.Stop
+}
+
+// deliverLate delivers what is stored to a session whose gate is open,
+// after the drain that opened it.
+func (o *Offline) deliverLate(ctx context.Context, user jid.JID, sessions []module.Session) {
+	mu := o.lock(user)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range sessions {
+		if g := gateOf(s); g != nil && g.open.Load() && eligible(s) {
+			o.deliver(ctx, s, g)
+			return
+		}
+	}
 }
 
 func (o *Offline) bounce(ctx context.Context, st *stanza.Stanza, e *stanza.Error) {
@@ -210,7 +228,8 @@ func (o *Offline) bounce(ctx context.Context, st *stanza.Stanza, e *stanza.Error
 }
 
 // initialPresence delivers the stored messages to a session that sent
-// initial presence with a non-negative priority (XEP-0160 §2).
+// initial presence with a non-negative priority (XEP-0160 §2), before
+// any live message (gate.go).
 func (o *Offline) initialPresence(ctx context.Context, s module.Session) {
 	s.SetValue(priorityKey{}, s.Priority())
 	if s.Priority() >= 0 {
@@ -235,28 +254,47 @@ func (o *Offline) presenceChange(ctx context.Context, ev *module.StanzaEvent) mo
 		}
 		now := s.Priority()
 		s.SetValue(priorityKey{}, now)
-		if prev < 0 && now >= 0 {
+		switch {
+		case now < 0:
+			// RFC 6121 §8.5.2.1.1: no longer eligible.
+			closeGate(s)
+		case prev < 0:
 			o.drain(ctx, s)
 		}
 	case stanza.PresenceUnavailable:
 		s.SetValue(priorityKey{}, nil)
+		closeGate(s)
 	}
 	return module.Continue
 }
 
-// drain marks the session as eligible, then delivers the queue to it.
+func (o *Offline) lock(user jid.JID) *sync.Mutex {
+	return &o.locks[maphash.String(o.seed, user.String())%uint64(len(o.locks))]
+}
+
+// drain runs on the session's goroutine when it became eligible: it
+// delivers the stored messages, then what its gate held meanwhile, and
+// opens the gate (gate.go).
 func (o *Offline) drain(ctx context.Context, s module.Session) {
-	s.SetValue(drainedKey{}, true)
-	o.deliver(ctx, s)
+	g := gateOf(s)
+	if g == nil {
+		g = &gate{} // a session the module did not see open
+	}
+	mu := o.lock(s.JID().Bare())
+	mu.Lock()
+	o.deliver(ctx, s, g)
+	failed := o.openGate(s, g)
+	mu.Unlock()
+	// Routing them may store them: after the lock.
+	o.reroute(ctx, s, failed)
 }
 
 // deliver claims the user's stored messages, hands them to the session
 // in order with a <delay/> (XEP-0203 §2, XEP-0160 §2) and deletes them.
-func (o *Offline) deliver(ctx context.Context, s module.Session) {
+// The caller holds the user's lock.
+func (o *Offline) deliver(ctx context.Context, s module.Session, g *gate) {
 	user := s.JID().Bare()
-	mu := &o.locks[maphash.String(o.seed, user.String())%uint64(len(o.locks))]
-	mu.Lock()
-	defer mu.Unlock()
+	defer g.through.Store(nil)
 	claim := o.claimPrefix + strconv.FormatUint(o.claimSeq.Add(1), 36)
 	msgs, err := o.store.ClaimOffline(ctx, user, claim, time.Now().Add(-staleClaim))
 	if err != nil {
@@ -275,6 +313,7 @@ func (o *Offline) deliver(ctx context.Context, s module.Session) {
 			continue
 		}
 		el.AddChild(Delay(from, m.Stored, "Offline Storage"))
+		g.through.Store(el)
 		if !s.Deliver(el) {
 			// The session is ending: keep the rest for the next login.
 			if i > 0 {
