@@ -209,23 +209,80 @@ func (s *Store) ArchiveHas(ctx context.Context, owner jid.JID, id uint64) (bool,
 	return true, nil
 }
 
-// ArchiveBounds implements storage.ArchiveStore.
-func (s *Store) ArchiveBounds(ctx context.Context, owner jid.JID) (first, last storage.ArchiveMessage, ok bool, err error) {
-	for _, order := range []string{`ASC`, `DESC`} {
-		page, err := s.QueryArchive(ctx, storage.ArchiveQuery{Owner: owner, Max: 1, Last: order == `DESC`})
+// archiveIDsPerLookup bounds the parameters of one ArchiveMissing
+// statement (SQLite allows 32,766); a query's 'ids' field, at most 250,
+// takes one.
+const archiveIDsPerLookup = 500
+
+// ArchiveMissing implements storage.ArchiveStore: the ids found by one
+// statement per archiveIDsPerLookup, read off the (owner, id) index.
+func (s *Store) ArchiveMissing(ctx context.Context, owner jid.JID, ids []uint64) ([]uint64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	fail := func(err error) ([]uint64, error) {
+		return nil, fmt.Errorf("sqlite: look up %d archive messages of %s: %w", len(ids), owner, err)
+	}
+	found := make(map[uint64]bool, len(ids))
+	args := make([]any, 0, 1+min(len(ids), archiveIDsPerLookup))
+	var q strings.Builder
+	for rest := ids; len(rest) > 0; {
+		chunk := rest[:min(len(rest), archiveIDsPerLookup)]
+		rest = rest[len(chunk):]
+		q.Reset()
+		q.WriteString(`SELECT id FROM archive WHERE owner = ? AND id IN (`)
+		args = append(args[:0], owner.String())
+		for i, id := range chunk {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteByte('?')
+			args = append(args, int64(id))
+		}
+		q.WriteByte(')')
+		rows, err := s.r.QueryContext(ctx, q.String(), args...)
 		if err != nil {
-			return first, last, false, err
+			return fail(err)
 		}
-		if len(page.Messages) == 0 {
-			return first, last, false, nil
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fail(err)
+			}
+			found[uint64(id)] = true
 		}
-		if order == `ASC` {
-			first = page.Messages[0]
-		} else {
-			last = page.Messages[0]
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fail(err)
 		}
 	}
-	return first, last, true, nil
+	var missing []uint64
+	for _, id := range ids {
+		if !found[id] {
+			missing = append(missing, id)
+			found[id] = true // once
+		}
+	}
+	return missing, nil
+}
+
+// ArchiveBounds implements storage.ArchiveStore: one statement, two
+// probes of the (owner, id) index, which holds the ids (the rowid), so
+// no message is read.
+func (s *Store) ArchiveBounds(ctx context.Context, owner jid.JID) (first, last uint64, ok bool, err error) {
+	var lo, hi sql.NullInt64
+	err = s.r.QueryRowContext(ctx, `SELECT
+		(SELECT id FROM archive WHERE owner = ?1 ORDER BY id ASC LIMIT 1),
+		(SELECT id FROM archive WHERE owner = ?1 ORDER BY id DESC LIMIT 1)`, owner.String()).Scan(&lo, &hi)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("sqlite: the bounds of the archive of %s: %w", owner, err)
+	}
+	if !lo.Valid || !hi.Valid {
+		return 0, 0, false, nil
+	}
+	return uint64(lo.Int64), uint64(hi.Int64), true, nil
 }
 
 // RemoveArchive implements storage.ArchiveStore.
