@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
@@ -209,13 +210,9 @@ func (s *Store) ArchiveHas(ctx context.Context, owner jid.JID, id uint64) (bool,
 	return true, nil
 }
 
-// archiveIDsPerLookup bounds the parameters of one ArchiveMissing
-// statement (SQLite allows 32,766); a query's 'ids' field, at most 250,
-// takes one.
-const archiveIDsPerLookup = 500
-
-// ArchiveMissing implements storage.ArchiveStore: the ids found by one
-// statement per archiveIDsPerLookup, read off the (owner, id) index.
+// ArchiveMissing implements storage.ArchiveStore: one statement, the ids
+// passed as one JSON array (no bound on their number, and one argument
+// rather than one each), found on the (owner, id) index.
 func (s *Store) ArchiveMissing(ctx context.Context, owner jid.JID, ids []uint64) ([]uint64, error) {
 	if len(ids) == 0 {
 		return nil, nil
@@ -223,40 +220,31 @@ func (s *Store) ArchiveMissing(ctx context.Context, owner jid.JID, ids []uint64)
 	fail := func(err error) ([]uint64, error) {
 		return nil, fmt.Errorf("sqlite: look up %d archive messages of %s: %w", len(ids), owner, err)
 	}
+	list := make([]byte, 0, 2+20*len(ids))
+	list = append(list, '[')
+	for i, id := range ids {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = strconv.AppendInt(list, int64(id), 10)
+	}
+	list = append(list, ']')
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM archive WHERE owner = ? AND id IN (SELECT value FROM json_each(?))`,
+		owner.String(), list)
+	if err != nil {
+		return fail(err)
+	}
+	defer rows.Close()
 	found := make(map[uint64]bool, len(ids))
-	args := make([]any, 0, 1+min(len(ids), archiveIDsPerLookup))
-	var q strings.Builder
-	for rest := ids; len(rest) > 0; {
-		chunk := rest[:min(len(rest), archiveIDsPerLookup)]
-		rest = rest[len(chunk):]
-		q.Reset()
-		q.WriteString(`SELECT id FROM archive WHERE owner = ? AND id IN (`)
-		args = append(args[:0], owner.String())
-		for i, id := range chunk {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteByte('?')
-			args = append(args, int64(id))
-		}
-		q.WriteByte(')')
-		rows, err := s.r.QueryContext(ctx, q.String(), args...)
-		if err != nil {
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
 			return fail(err)
 		}
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return fail(err)
-			}
-			found[uint64(id)] = true
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return fail(err)
-		}
+		found[uint64(id)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fail(err)
 	}
 	var missing []uint64
 	for _, id := range ids {

@@ -166,6 +166,17 @@ func testArchive(t *testing.T, b storage.Backend) {
 	if got, err := s.ArchiveMissing(ctx, alice, many); err != nil || !slices.Equal(got, manyMissing) {
 		t.Errorf("ArchiveMissing of %d ids: %d missing %v, want %d", len(many), len(got), err, len(manyMissing))
 	}
+	// IDs use all 64 bits.
+	dora := jid.MustParse("dora@example.com")
+	big := []uint64{1<<63 - 1, 1 << 63, 1<<64 - 1}
+	for _, id := range big {
+		if err := s.AppendArchive(ctx, []storage.ArchiveMessage{{ID: id, Owner: dora, With: alice, Stanza: "<message/>"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.ArchiveMissing(ctx, dora, append([]uint64{1<<63 - 2, 1<<63 + 1}, big...)); err != nil || !slices.Equal(got, []uint64{1<<63 - 2, 1<<63 + 1}) {
+		t.Errorf("ArchiveMissing of 64-bit ids = %v %v", got, err)
+	}
 	first, last, ok, err := s.ArchiveBounds(ctx, alice)
 	if err != nil || !ok || first != 1000 || last != 1290 {
 		t.Errorf("bounds: %d %d %v %v", first, last, ok, err)
