@@ -230,7 +230,7 @@ func (s *Store) ArchiveMissing(ctx context.Context, owner jid.JID, ids []uint64)
 	}
 	list = append(list, ']')
 	rows, err := s.r.QueryContext(ctx, `SELECT id FROM archive WHERE owner = ? AND id IN (SELECT value FROM json_each(?))`,
-		owner.String(), list)
+		owner.String(), string(list)) // text: a BLOB would be read as JSONB
 	if err != nil {
 		return fail(err)
 	}
