@@ -69,9 +69,17 @@ type ArchiveStore interface {
 	CountArchive(ctx context.Context, q ArchiveQuery) (int, error)
 	// ArchiveHas reports whether owner's archive holds the message id.
 	ArchiveHas(ctx context.Context, owner jid.JID, id uint64) (bool, error)
-	// ArchiveBounds returns the first and last message of owner's
-	// archive; ok is false when it is empty (XEP-0313 §6 metadata).
-	ArchiveBounds(ctx context.Context, owner jid.JID) (first, last ArchiveMessage, ok bool, err error)
+	// ArchiveMissing returns the ids that owner's archive does not hold
+	// (another archive's count as missing), each once, in the order of
+	// ids; nil when it holds them all. It looks them up together: a
+	// query's 'ids' field names up to 250 messages, any of them unknown
+	// making it fail (XEP-0313 §4.1.3).
+	ArchiveMissing(ctx context.Context, owner jid.JID, ids []uint64) ([]uint64, error)
+	// ArchiveBounds returns the IDs of the first and last messages of
+	// owner's archive (their stamps can be read off them), without
+	// reading the messages; ok is false when it is empty (XEP-0313 §5,
+	// archive metadata).
+	ArchiveBounds(ctx context.Context, owner jid.JID) (first, last uint64, ok bool, err error)
 	// RemoveArchive deletes an archive (a destroyed room's; an account's
 	// goes with the account).
 	RemoveArchive(ctx context.Context, owner jid.JID) error

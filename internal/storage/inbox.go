@@ -53,7 +53,7 @@ type InboxUpdate struct {
 	Owner, With jid.JID
 	Message     string
 	// MessageIDs are the ids a chat marker may use to point at the
-	// message (its id, origin-id and stanza-ids; see ResetInboxUnread).
+	// message (its id, origin-id and stanza-ids; see InboxOpReset).
 	MessageIDs []string
 	Stamp      time.Time
 	Unread     InboxUnread
@@ -93,9 +93,15 @@ type InboxProperties struct {
 type InboxOpKind uint8
 
 const (
-	InboxOpUpdate InboxOpKind = iota // UpdateInbox
-	InboxOpReset                     // ResetInboxUnread
-	InboxOpRemove                    // RemoveInboxEntry
+	// InboxOpUpdate is a new last message, as UpdateInbox writes it.
+	InboxOpUpdate InboxOpKind = iota
+	// InboxOpReset sets the unread count of an entry to 0 when MarkerID
+	// is "" or one of the MessageIDs of its last message (a chat marker
+	// for an older message leaves newer ones unread); nothing when there
+	// is no entry.
+	InboxOpReset
+	// InboxOpRemove deletes an entry; nothing when there is none.
+	InboxOpRemove
 )
 
 // InboxOp is one write of a batch (ApplyInbox): Update.Owner and
@@ -125,13 +131,6 @@ type InboxStore interface {
 	// the change, in one transaction; ErrNotFound. now is the time of a
 	// box change (an entry's age in the bin counts from it).
 	SetInboxProperties(ctx context.Context, owner, with jid.JID, p InboxProperties, now time.Time) (InboxEntry, error)
-	// ResetInboxUnread sets the unread count of an entry to 0 when id is
-	// "" or one of the MessageIDs of its last message (a chat marker for
-	// an older message leaves newer ones unread); it reports whether the
-	// entry was reset.
-	ResetInboxUnread(ctx context.Context, owner, with jid.JID, id string) (bool, error)
-	// RemoveInboxEntry deletes an entry (no error when there is none).
-	RemoveInboxEntry(ctx context.Context, owner, with jid.JID) error
 	// RemoveInbox deletes a user's whole inbox (RemoveAccount does it too).
 	RemoveInbox(ctx context.Context, owner jid.JID) error
 	// EmptyInboxBin deletes the user's entries in the bin and returns

@@ -3,6 +3,7 @@ package mam
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,10 +138,66 @@ func TestMatchesAny(t *testing.T) {
 	}
 }
 
-// hasEverything answers ArchiveHas with true; parsing touches nothing else.
+// hasEverything holds every id (ArchiveHas, ArchiveMissing); parsing
+// touches nothing else.
 type hasEverything struct{ Store }
 
 func (hasEverything) ArchiveHas(context.Context, jid.JID, uint64) (bool, error) { return true, nil }
+
+func (hasEverything) ArchiveMissing(context.Context, jid.JID, []uint64) ([]uint64, error) {
+	return nil, nil
+}
+
+// lookupCounter holds the ids in has and counts the lookups.
+type lookupCounter struct {
+	Store
+	has          map[uint64]bool
+	single, many int
+}
+
+func (c *lookupCounter) ArchiveHas(_ context.Context, _ jid.JID, id uint64) (bool, error) {
+	c.single++
+	return c.has[id], nil
+}
+
+func (c *lookupCounter) ArchiveMissing(_ context.Context, _ jid.JID, ids []uint64) ([]uint64, error) {
+	c.many++
+	var out []uint64
+	for _, id := range ids {
+		if !c.has[id] && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// TestIDsFieldIsOneLookup: the UIDs of an 'ids' field (XEP-0313 §4.1.3)
+// are looked up with one storage query, however many there are.
+func TestIDsFieldIsOneLookup(t *testing.T) {
+	codec, _ := newIDCodec([]byte("0123456789abcdef"))
+	store := &lookupCounter{has: map[uint64]bool{}}
+	m := &MAM{cfg: Config{DefaultPageSize: 50, MaxPageSize: 250}, store: store, codec: codec}
+	owner := jid.MustParse("juliet@capulet.lit")
+	var values strings.Builder
+	var want []uint64
+	for i := range maxIDs {
+		id := uint64(1<<40 + i)
+		store.has[id] = true
+		want = append(want, id)
+		values.WriteString("<value>" + codec.encode(id) + "</value>")
+	}
+	q, err := xmlstream.Parse([]byte(`<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'><field var='ids'>` + values.String() + `</field></x></query>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aq, _, err := m.parseQuery(context.Background(), q, owner, NS)
+	if err != nil || !slices.Equal(aq.IDs, want) {
+		t.Fatalf("parseQuery: %v %v", aq.IDs, err)
+	}
+	if store.many != 1 || store.single != 0 {
+		t.Errorf("%d ids: %d ArchiveMissing and %d ArchiveHas lookups, want 1 and 0", maxIDs, store.many, store.single)
+	}
+}
 
 // FuzzQuery: queries and preferences come from clients. Parsing never
 // panics, answers a *stanza.Error for what it refuses, and keeps what it

@@ -625,3 +625,61 @@ func TestStoryRemovedWithUser(t *testing.T) {
 		assertBodies(t, "alice's archive", query(t, alice, story.MAMQuery{}), "hi")
 	})
 }
+
+// TestStoryQueryIDs: an 'ids' field (XEP-0313 §4.1.3) picks messages of
+// the archive, in archive order; one UID that is not in it (unknown,
+// another archive's, not even decodable) fails the whole query with
+// item-not-found naming the first such UID of the field.
+func TestStoryQueryIDs(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	story.Run(t, srv, story.Users{"alice": 1, "bob": 1, "carol": 1}, func(alice, bob, carol *story.Client) {
+		for i := range 3 {
+			alice.Send(story.Chat(bob, "m"+strconv.Itoa(i)))
+			bob.Expect(story.IsChat("m" + strconv.Itoa(i)))
+		}
+		uid := query(t, bob, story.MAMQuery{}).uids
+		aliceUID := query(t, alice, story.MAMQuery{}).uids[0]
+
+		p := query(t, bob, story.MAMQuery{IDs: []string{uid[2], uid[0], uid[2]}})
+		assertBodies(t, "ids in archive order, once", p, "m0", "m2")
+		if !p.complete() || p.set().ChildText("count", NSRSM) != "2" {
+			t.Errorf("fin: %s", p.fin)
+		}
+
+		for _, tc := range []struct {
+			name string
+			ids  []string
+			bad  string
+		}{
+			{"another archive's", []string{uid[0], aliceUID, uid[1]}, aliceUID},
+			{"the first of two unknown", []string{uid[0], aliceUID, "garbage"}, aliceUID},
+			{"an undecodable one first", []string{uid[0], "garbage", aliceUID}, "garbage"},
+			{"only unknown", []string{"garbage"}, "garbage"},
+		} {
+			iq := story.MAM(story.MAMQuery{IDs: tc.ids})
+			assertExactly(t, tc.name, bob.IQ(iq), fmt.Sprintf(`<iq xmlns='jabber:client' type='error' id='%s' to='%s'>%s<error type='cancel'>`+
+				`<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>`+
+				`<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas' xml:lang='en'>no message %s in the archive</text></error></iq>`,
+				iq.Attr("id"), bob.JID(), iq.Child("query", NS), tc.bad))
+		}
+
+		// Metadata (§5) of an empty archive: an empty <metadata/>.
+		iq := story.IQGet(nil, xmlstream.NewElement("metadata", NS))
+		assertExactly(t, "metadata of an empty archive", carol.IQ(iq),
+			fmt.Sprintf(`<iq xmlns='jabber:client' type='result' id='%s' to='%s'><metadata xmlns='%s'/></iq>`, iq.Attr("id"), carol.JID(), NS))
+	})
+}
+
+// assertExactly compares a stanza with the XML of the one expected
+// (attributes in any order).
+func assertExactly(t *testing.T, what string, got *xmlstream.Element, want string) {
+	t.Helper()
+	w, err := xmlstream.Parse([]byte(want))
+	if err != nil {
+		t.Fatalf("%s: the expected stanza: %v", what, err)
+	}
+	if !xmlstream.Equal(got, w) {
+		t.Errorf("%s:\n got %s\nwant %s", what, got, want)
+	}
+}

@@ -212,13 +212,8 @@ func (m *MAM) parseQuery(ctx context.Context, q *xmlstream.Element, owner jid.JI
 				if len(f.Values) > maxIDs {
 					return aq, false, bad("more than %d ids", maxIDs)
 				}
-				aq.IDs = make([]uint64, 0, len(f.Values))
-				for _, uid := range f.Values {
-					id, err := known(uid)
-					if err != nil {
-						return aq, false, err
-					}
-					aq.IDs = append(aq.IDs, id)
+				if aq.IDs, err = m.knownIDs(ctx, owner, f.Values); err != nil {
+					return aq, false, err
 				}
 			default:
 				// §4.1.1: a field the server does not recognise.
@@ -269,6 +264,38 @@ func (m *MAM) parseQuery(ctx context.Context, q *xmlstream.Element, owner jid.JI
 	return aq, req.HasAfter || req.Before != "", nil
 }
 
+// knownIDs checks the UIDs of an 'ids' field with one storage lookup
+// (XEP-0313 §4.1.3: any UID not in the archive fails the query with
+// item-not-found) and returns their IDs. The error names the first UID
+// in the field's order that is not in the archive, as checking them one
+// by one would: the UIDs before the first one that does not decode are
+// looked up, and if they are all there, that one is the culprit.
+func (m *MAM) knownIDs(ctx context.Context, owner jid.JID, uids []string) ([]uint64, error) {
+	ids := make([]uint64, 0, len(uids))
+	for _, uid := range uids {
+		id, ok := m.codec.decode(uid)
+		if !ok {
+			break
+		}
+		ids = append(ids, id)
+	}
+	var missing []uint64
+	if len(ids) > 0 {
+		var err error
+		if missing, err = m.store.ArchiveMissing(ctx, owner, ids); err != nil {
+			return nil, fmt.Errorf("mam: looking up %d ids in the archive of %s: %w", len(ids), owner, err)
+		}
+	}
+	bad := len(ids) // the first UID that does not decode, if any
+	if i := slices.IndexFunc(ids, func(id uint64) bool { return slices.Contains(missing, id) }); i >= 0 {
+		bad = i
+	}
+	if bad < len(uids) {
+		return nil, stanza.NewError(stanza.ItemNotFound, "no message "+uids[bad]+" in the archive")
+	}
+	return ids, nil
+}
+
 // resultMessage wraps an archived message for the requester (XEP-0313
 // §4.2): from the archive's JID, with the message in a <forwarded/> and
 // its archiving time in a <delay/>.
@@ -303,7 +330,7 @@ func (m *MAM) metadata(ctx context.Context, owner jid.JID, ns string) (*xmlstrea
 		for _, b := range []struct {
 			name string
 			id   uint64
-		}{{"start", first.ID}, {"end", last.ID}} {
+		}{{"start", first}, {"end", last}} {
 			md.AddChild(xmlstream.NewElement(b.name, ns).
 				SetAttr("id", m.codec.encode(b.id)).SetAttr("timestamp", stanza.FormatTime(stampOf(b.id))))
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
@@ -209,23 +210,67 @@ func (s *Store) ArchiveHas(ctx context.Context, owner jid.JID, id uint64) (bool,
 	return true, nil
 }
 
-// ArchiveBounds implements storage.ArchiveStore.
-func (s *Store) ArchiveBounds(ctx context.Context, owner jid.JID) (first, last storage.ArchiveMessage, ok bool, err error) {
-	for _, order := range []string{`ASC`, `DESC`} {
-		page, err := s.QueryArchive(ctx, storage.ArchiveQuery{Owner: owner, Max: 1, Last: order == `DESC`})
-		if err != nil {
-			return first, last, false, err
+// ArchiveMissing implements storage.ArchiveStore: one statement, the ids
+// passed as one JSON array (no bound on their number, and one argument
+// rather than one each), found on the (owner, id) index.
+func (s *Store) ArchiveMissing(ctx context.Context, owner jid.JID, ids []uint64) ([]uint64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	fail := func(err error) ([]uint64, error) {
+		return nil, fmt.Errorf("sqlite: look up %d archive messages of %s: %w", len(ids), owner, err)
+	}
+	list := make([]byte, 0, 2+20*len(ids))
+	list = append(list, '[')
+	for i, id := range ids {
+		if i > 0 {
+			list = append(list, ',')
 		}
-		if len(page.Messages) == 0 {
-			return first, last, false, nil
+		list = strconv.AppendInt(list, int64(id), 10)
+	}
+	list = append(list, ']')
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM archive WHERE owner = ? AND id IN (SELECT value FROM json_each(?))`,
+		owner.String(), string(list)) // text: a BLOB would be read as JSONB
+	if err != nil {
+		return fail(err)
+	}
+	defer rows.Close()
+	found := make(map[uint64]bool, len(ids))
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return fail(err)
 		}
-		if order == `ASC` {
-			first = page.Messages[0]
-		} else {
-			last = page.Messages[0]
+		found[uint64(id)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	var missing []uint64
+	for _, id := range ids {
+		if !found[id] {
+			missing = append(missing, id)
+			found[id] = true // once
 		}
 	}
-	return first, last, true, nil
+	return missing, nil
+}
+
+// ArchiveBounds implements storage.ArchiveStore: one statement, two
+// probes of the (owner, id) index, which holds the ids (the rowid), so
+// no message is read.
+func (s *Store) ArchiveBounds(ctx context.Context, owner jid.JID) (first, last uint64, ok bool, err error) {
+	var lo, hi sql.NullInt64
+	err = s.r.QueryRowContext(ctx, `SELECT
+		(SELECT id FROM archive WHERE owner = ?1 ORDER BY id ASC LIMIT 1),
+		(SELECT id FROM archive WHERE owner = ?1 ORDER BY id DESC LIMIT 1)`, owner.String()).Scan(&lo, &hi)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("sqlite: the bounds of the archive of %s: %w", owner, err)
+	}
+	if !lo.Valid || !hi.Valid {
+		return 0, 0, false, nil
+	}
+	return uint64(lo.Int64), uint64(hi.Int64), true, nil
 }
 
 // RemoveArchive implements storage.ArchiveStore.

@@ -34,7 +34,8 @@ func archiveSize(b *testing.B) int {
 
 // BenchmarkArchiveQueries fills one user's archive (one message a second,
 // with 200 peers) and measures the queries a phone makes, reporting the
-// p50 and p99 of each (XEP-0313 issue: single-digit milliseconds at 1M).
+// p50 and p99 of each (XEP-0313 issue: single-digit milliseconds at 1M),
+// and the lookups behind the 'ids' field and the archive metadata.
 func BenchmarkArchiveQueries(b *testing.B) {
 	ctx := context.Background()
 	n := archiveSize(b)
@@ -109,6 +110,37 @@ func BenchmarkArchiveQueries(b *testing.B) {
 		// An hour somewhere in the archive.
 		from := rng.IntN(n - 3600)
 		_, err := page(storage.ArchiveQuery{MinID: idOf(from), MaxID: idOf(from + 3600)})
+		return err
+	})
+	// The 250 ids of a query's 'ids' field (its maximum), somewhere in
+	// the archive, looked up together (ArchiveMissing, what the module
+	// does) and one by one (ArchiveHas, what it did).
+	idSets := make([][]uint64, 16)
+	for i := range idSets {
+		for range 250 {
+			idSets[i] = append(idSets[i], idOf(rng.IntN(n)))
+		}
+	}
+	run("ids-250", func(i int) error {
+		missing, err := s.ArchiveMissing(ctx, owner, idSets[i%len(idSets)])
+		if err == nil && len(missing) != 0 {
+			err = fmt.Errorf("%d ids missing", len(missing))
+		}
+		return err
+	})
+	run("ids-250-one-by-one", func(i int) error {
+		for _, id := range idSets[i%len(idSets)] {
+			if ok, err := s.ArchiveHas(ctx, owner, id); err != nil || !ok {
+				return fmt.Errorf("id %d: %v %v", id, ok, err)
+			}
+		}
+		return nil
+	})
+	run("bounds", func(int) error {
+		first, last, ok, err := s.ArchiveBounds(ctx, owner)
+		if err == nil && (!ok || first != idOf(0) || last != idOf(n-1)) {
+			err = fmt.Errorf("bounds %d %d %v", first, last, ok)
+		}
 		return err
 	})
 	run("10-pages-back", func(int) error {

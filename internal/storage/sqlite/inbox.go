@@ -69,8 +69,8 @@ func inboxJoinIDs(ids []string) string {
 	return b.String()
 }
 
-// inboxReset is ResetInboxUnread's statement; with a marker id it resets
-// only when the id is one of the last message's.
+// inboxReset is the statement of an InboxOpReset; with a marker id it
+// resets only when the id is one of the last message's.
 func inboxReset(owner, with jid.JID, id string) (string, []any) {
 	q := `UPDATE inbox SET unread = 0 WHERE owner = ? AND peer = ? AND unread <> 0`
 	args := []any{owner.String(), with.Bare().String()}
@@ -359,25 +359,6 @@ func (s *Store) SetInboxProperties(ctx context.Context, owner, with jid.JID, p s
 		return fail(err)
 	}
 	return e, nil
-}
-
-// ResetInboxUnread implements storage.InboxStore.
-func (s *Store) ResetInboxUnread(ctx context.Context, owner, with jid.JID, id string) (bool, error) {
-	q, args := inboxReset(owner, with, id)
-	res, err := s.w.ExecContext(ctx, q, args...)
-	if err != nil {
-		return false, fmt.Errorf("sqlite: reset inbox unread of %s for %s: %w", owner, with, err)
-	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
-}
-
-// RemoveInboxEntry implements storage.InboxStore.
-func (s *Store) RemoveInboxEntry(ctx context.Context, owner, with jid.JID) error {
-	if _, err := s.w.ExecContext(ctx, inboxRemove, owner.String(), with.Bare().String()); err != nil {
-		return fmt.Errorf("sqlite: remove inbox entry of %s for %s: %w", owner, with, err)
-	}
-	return nil
 }
 
 // RemoveInbox implements storage.InboxStore.

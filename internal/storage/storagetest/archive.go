@@ -132,9 +132,57 @@ func testArchive(t *testing.T, b storage.Backend) {
 			t.Errorf("ArchiveHas(%s, %d) = %v %v", c.owner, c.id, got, err)
 		}
 	}
+	// Lookups of many ids at once: the unknown ones, each once, in the
+	// order asked; another archive's ids are unknown here.
+	for _, c := range []struct {
+		name      string
+		owner     jid.JID
+		ids, want []uint64
+	}{
+		{"all known", alice, []uint64{1290, 1000, 1150}, nil},
+		{"all unknown", alice, []uint64{7, 1001, 3}, []uint64{7, 1001, 3}},
+		{"known and unknown", alice, []uint64{1000, 9, 1010, 1, 1290}, []uint64{9, 1}},
+		{"another owner's", alice, []uint64{5000, 1000}, []uint64{5000}},
+		{"not the other owner's", bob, []uint64{1000, 5000}, []uint64{1000}},
+		{"repeated", alice, []uint64{9, 1000, 9, 1000}, []uint64{9}},
+		{"empty list", alice, []uint64{}, nil},
+		{"nil list", alice, nil, nil},
+		{"empty archive", room, []uint64{1000, 5000}, []uint64{1000, 5000}},
+	} {
+		got, err := s.ArchiveMissing(ctx, c.owner, c.ids)
+		if err != nil || !slices.Equal(got, c.want) || (c.want == nil) != (got == nil) {
+			t.Errorf("ArchiveMissing %s (%s, %v) = %v %v, want %v", c.name, c.owner, c.ids, got, err, c.want)
+		}
+	}
+	// More ids than a backend may put in one statement.
+	var many, manyMissing []uint64
+	for i := range 2000 {
+		id := uint64(1000 + 5*i) // every other one is alice's, up to 1290
+		many = append(many, id)
+		if id%10 != 0 || id > 1290 {
+			manyMissing = append(manyMissing, id)
+		}
+	}
+	if got, err := s.ArchiveMissing(ctx, alice, many); err != nil || !slices.Equal(got, manyMissing) {
+		t.Errorf("ArchiveMissing of %d ids: %d missing %v, want %d", len(many), len(got), err, len(manyMissing))
+	}
+	// IDs use all 64 bits.
+	dora := jid.MustParse("dora@example.com")
+	big := []uint64{1<<63 - 1, 1 << 63, 1<<64 - 1}
+	for _, id := range big {
+		if err := s.AppendArchive(ctx, []storage.ArchiveMessage{{ID: id, Owner: dora, With: alice, Stanza: "<message/>"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.ArchiveMissing(ctx, dora, append([]uint64{1<<63 - 2, 1<<63 + 1}, big...)); err != nil || !slices.Equal(got, []uint64{1<<63 - 2, 1<<63 + 1}) {
+		t.Errorf("ArchiveMissing of 64-bit ids = %v %v", got, err)
+	}
 	first, last, ok, err := s.ArchiveBounds(ctx, alice)
-	if err != nil || !ok || first.ID != 1000 || last.ID != 1290 {
-		t.Errorf("bounds: %d %d %v %v", first.ID, last.ID, ok, err)
+	if err != nil || !ok || first != 1000 || last != 1290 {
+		t.Errorf("bounds: %d %d %v %v", first, last, ok, err)
+	}
+	if first, last, ok, err := s.ArchiveBounds(ctx, bob); err != nil || !ok || first != 5000 || last != 5000 {
+		t.Errorf("bounds of a one-message archive: %d %d %v %v", first, last, ok, err)
 	}
 	if _, _, ok, err := s.ArchiveBounds(ctx, room); err != nil || ok {
 		t.Errorf("bounds of an empty archive: %v %v", ok, err)

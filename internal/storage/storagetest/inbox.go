@@ -117,26 +117,42 @@ func testInbox(t *testing.T, b storage.Backend) {
 		t.Fatalf("count ignores max: %d", n)
 	}
 
-	// Markers: an id of the last message, or none, resets.
-	if ok, err := s.ResetInboxUnread(ctx, alice, bob, "m1"); err != nil || ok {
-		t.Fatalf("reset by an older id: %v %v", ok, err)
+	// Markers (batch writes, as the module makes them): an id of the
+	// last message, or none, resets.
+	apply := func(what string, op storage.InboxOp) {
+		t.Helper()
+		if err := s.ApplyInbox(ctx, []storage.InboxOp{op}); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
 	}
-	if ok, err := s.ResetInboxUnread(ctx, alice, bob, "m"); err != nil || ok {
-		t.Fatalf("reset by a prefix: %v %v", ok, err)
+	reset := func(with jid.JID, id string) {
+		t.Helper()
+		apply("reset", storage.InboxOp{Kind: storage.InboxOpReset, Update: storage.InboxUpdate{Owner: alice, With: with}, MarkerID: id})
 	}
-	if ok, err := s.ResetInboxUnread(ctx, alice, bob, "m2"); err != nil || !ok || entry(alice, bob).Unread != 0 {
-		t.Fatalf("reset by the last id: %v %v", ok, err)
+	remove := func(with jid.JID) {
+		t.Helper()
+		apply("remove", storage.InboxOp{Kind: storage.InboxOpRemove, Update: storage.InboxUpdate{Owner: alice, With: with}})
+	}
+	if reset(bob, "m1"); entry(alice, bob).Unread != 2 {
+		t.Fatalf("reset by an older id: %+v", entry(alice, bob))
+	}
+	if reset(bob, "m"); entry(alice, bob).Unread != 2 {
+		t.Fatalf("reset by a prefix: %+v", entry(alice, bob))
+	}
+	if reset(bob, "m2"); entry(alice, bob).Unread != 0 {
+		t.Fatalf("reset by the last id: %+v", entry(alice, bob))
 	}
 	update(alice, bob, 7, storage.UnreadIncrement, "a", "b")
-	if ok, err := s.ResetInboxUnread(ctx, alice, bob, "b"); err != nil || !ok {
-		t.Fatalf("reset by the second id: %v %v", ok, err)
+	if reset(bob, "b"); entry(alice, bob).Unread != 0 {
+		t.Fatalf("reset by the second id: %+v", entry(alice, bob))
 	}
 	update(alice, bob, 8, storage.UnreadIncrement)
-	if ok, err := s.ResetInboxUnread(ctx, alice, bob, ""); err != nil || !ok {
-		t.Fatalf("reset without id: %v %v", ok, err)
+	if reset(bob, ""); entry(alice, bob).Unread != 0 {
+		t.Fatalf("reset without id: %+v", entry(alice, bob))
 	}
-	if ok, err := s.ResetInboxUnread(ctx, alice, jid.MustParse("nobody@x"), ""); err != nil || ok {
-		t.Fatalf("reset of a missing entry: %v %v", ok, err)
+	reset(jid.MustParse("nobody@x"), "")
+	if _, err := s.InboxEntry(ctx, alice, jid.MustParse("nobody@x")); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("reset of a missing entry created it: %v", err)
 	}
 
 	// Properties.
@@ -180,8 +196,9 @@ func testInbox(t *testing.T, b storage.Backend) {
 	if e, err = s.SetInboxProperties(ctx, alice, erin, storage.InboxProperties{Read: &no}, at(9)); err != nil || e.Unread != 1 || entry(alice, erin).Unread != 1 {
 		t.Fatalf("read=false on a count of 0: %+v %v", e, err)
 	}
-	if err := s.RemoveInboxEntry(ctx, alice, erin); err != nil {
-		t.Fatal(err)
+	remove(erin)
+	if _, err := s.InboxEntry(ctx, alice, erin); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("removed entry: %v", err)
 	}
 	if e, err = s.SetInboxProperties(ctx, alice, room, storage.InboxProperties{}, at(9)); err != nil || e.With != room {
 		t.Fatalf("no change: %+v %v", e, err)
@@ -242,12 +259,8 @@ func testInbox(t *testing.T, b storage.Backend) {
 	if n, err := s.EmptyInboxBin(ctx, alice); err != nil || n != 0 {
 		t.Fatalf("empty an empty bin: %d %v", n, err)
 	}
-	if err := s.RemoveInboxEntry(ctx, alice, room); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.RemoveInboxEntry(ctx, alice, room); err != nil {
-		t.Fatal(err)
-	}
+	remove(room)
+	remove(room) // no entry: nothing to do
 	if got := peers(storage.InboxQuery{Owner: alice, AllBoxes: true}); got != "" {
 		t.Fatalf("after removals: %q", got)
 	}
