@@ -5,7 +5,9 @@
 package stanza
 
 import (
+	"github.com/meerkat-xmpp/meerkat/dataform"
 	"github.com/meerkat-xmpp/meerkat/jid"
+	"github.com/meerkat-xmpp/meerkat/rsm"
 	"github.com/meerkat-xmpp/meerkat/xmlstream"
 )
 
@@ -30,8 +32,8 @@ const (
 	NSHints        = "urn:xmpp:hints"                         // XEP-0334
 	NSChatStates   = "http://jabber.org/protocol/chatstates"  // XEP-0085
 	NSCaps         = "http://jabber.org/protocol/caps"        // XEP-0115
-	NSDataForms    = "jabber:x:data"                          // XEP-0004
-	NSRSM          = "http://jabber.org/protocol/rsm"         // XEP-0059
+	NSDataForms    = dataform.NS                              // XEP-0004
+	NSRSM          = rsm.NS                                   // XEP-0059
 	NSDiscoInfo    = "http://jabber.org/protocol/disco#info"  // XEP-0030
 	NSDiscoItems   = "http://jabber.org/protocol/disco#items" // XEP-0030
 )

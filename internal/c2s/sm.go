@@ -533,7 +533,7 @@ func (s *Session) reroute(ctx context.Context, queue []unacked) {
 				m.SetAttr("to", bare.String())
 				if m.Child("delay", stanza.NSDelay) == nil {
 					m.AddChild(xmlstream.NewElement("delay", stanza.NSDelay).SetAttr("from", s.domain).
-						SetAttr("stamp", q.at.UTC().Format("2006-01-02T15:04:05.000Z")))
+						SetAttr("stamp", stanza.FormatTime(q.at)))
 				}
 				st.El, st.To = m, bare
 				s.srv.router.Route(module.WithRerouted(ctx, q.at), &st)

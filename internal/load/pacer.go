@@ -25,17 +25,6 @@ func (p Pacer) Due(i int64) time.Time {
 	return p.start.Add(time.Duration(float64(i) / p.rate * float64(time.Second)))
 }
 
-// Count returns how many events are due at now (events 0 … Count-1).
-func (p Pacer) Count(now time.Time) int64 {
-	if now.Before(p.start) {
-		return 0
-	}
-	if p.rate <= 0 {
-		return 1 << 62
-	}
-	return int64(now.Sub(p.start).Seconds()*p.rate) + 1
-}
-
 // Wait blocks until event i is due or ctx is done, and returns how late
 // it is then (0 or more) and whether ctx allowed it.
 func (p Pacer) Wait(ctx context.Context, i int64) (time.Duration, bool) {

@@ -237,7 +237,7 @@ func Execute(ctx context.Context, cfg Config) (*metrics.Result, error) {
 	var runErr error
 	if ctx.Err() == nil {
 		if !sc.Sends {
-			runErr = r.stayOnline(ctx, res, base)
+			r.stayOnline(ctx, res, base)
 		} else if err := r.behaviour.Setup(ctx); err != nil {
 			runErr = fmt.Errorf("load: %s setup: %w", cfg.Scenario, err)
 		} else {
@@ -498,10 +498,10 @@ func (r *Run) receive(u *User, c *xmppc.Conn, el *xmlstream.Element, at time.Tim
 
 // stayOnline is the login scenario's phase: sessions stay idle; the
 // server's memory is sampled once they have settled.
-func (r *Run) stayOnline(ctx context.Context, res *metrics.Result, base int64) error {
+func (r *Run) stayOnline(ctx context.Context, res *metrics.Result, base int64) {
 	end := time.Now().Add(r.Cfg.Duration)
 	if !sleepCtx(ctx, min(r.Cfg.Settle, r.Cfg.Duration)) {
-		return nil
+		return
 	}
 	if p := r.Rec.Proc; p != nil {
 		if s, ok := p(); ok {
@@ -511,7 +511,6 @@ func (r *Run) stayOnline(ctx context.Context, res *metrics.Result, base int64) e
 		}
 	}
 	sleepCtx(ctx, time.Until(end))
-	return nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

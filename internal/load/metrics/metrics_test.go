@@ -7,7 +7,17 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
+
+// TestHistShardSize: a shard fills one 64-byte cache line, so no two
+// shards' locks share one.
+func TestHistShardSize(t *testing.T) {
+	var h Hist
+	if got := unsafe.Sizeof(h.shard[0]); got != 64 {
+		t.Fatalf("a shard is %d bytes, want 64", got)
+	}
+}
 
 // Merging the histograms of several processes gives exactly the
 // histogram one process recording everything would have.

@@ -49,5 +49,5 @@ func Element(t time.Time) *xmlstream.Element {
 	tzo := t.Format("-07:00")
 	return xmlstream.NewElement("time", NS).
 		AddChild(xmlstream.NewElement("tzo", NS).AddText(tzo)).
-		AddChild(xmlstream.NewElement("utc", NS).AddText(t.UTC().Format("2006-01-02T15:04:05.000Z")))
+		AddChild(xmlstream.NewElement("utc", NS).AddText(stanza.FormatTime(t)))
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/meerkat-xmpp/meerkat/internal/modules/entitytime"
 	"github.com/meerkat-xmpp/meerkat/internal/servertest"
+	"github.com/meerkat-xmpp/meerkat/stanza"
 	"github.com/meerkat-xmpp/meerkat/story"
 )
 
@@ -13,12 +14,12 @@ import (
 func TestElement(t *testing.T) {
 	loc := time.FixedZone("", -6*3600)
 	got := entitytime.Element(time.Date(2006, 12, 19, 11, 58, 35, 12e6, loc)).String()
-	want := `<time xmlns='urn:xmpp:time'><tzo>-06:00</tzo><utc>2006-12-19T17:58:35.012Z</utc></time>`
+	want := `<time xmlns='urn:xmpp:time'><tzo>-06:00</tzo><utc>2006-12-19T17:58:35.012000Z</utc></time>`
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 	if got := entitytime.Element(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)).String(); got !=
-		`<time xmlns='urn:xmpp:time'><tzo>+00:00</tzo><utc>2026-01-02T03:04:05.000Z</utc></time>` {
+		`<time xmlns='urn:xmpp:time'><tzo>+00:00</tzo><utc>2026-01-02T03:04:05Z</utc></time>` {
 		t.Fatalf("UTC: %s", got)
 	}
 }
@@ -29,7 +30,7 @@ func TestStoryTime(t *testing.T) {
 	story.Run(t, srv, story.Users{"alice": 1}, func(alice *story.Client) {
 		before := time.Now().Add(-time.Second)
 		q := alice.IQ(story.Time(story.RawAddr(srv.Domain()))).Child("time", entitytime.NS)
-		utc, err := time.Parse("2006-01-02T15:04:05.000Z", q.ChildText("utc", entitytime.NS))
+		utc, err := stanza.ParseTime(q.ChildText("utc", entitytime.NS))
 		if err != nil || utc.Before(before) || utc.After(time.Now().Add(time.Second)) {
 			t.Fatalf("utc %s: %v", q, err)
 		}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/meerkat-xmpp/meerkat/internal/batch"
 	"github.com/meerkat-xmpp/meerkat/internal/config"
+	"github.com/meerkat-xmpp/meerkat/internal/microclock"
 	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
 	"github.com/meerkat-xmpp/meerkat/jid"
@@ -166,7 +167,11 @@ type Inbox struct {
 	mucl    bool
 
 	writer *batch.Writer[storage.InboxOp] // nil with writes = "sync"
-	stamps stamps
+	// stamps hands out the times of updates: to the microsecond (what
+	// is stored), and each later than the one before, so that no two
+	// updates of this server have the same time and the RSM markers
+	// (times) page exactly.
+	stamps microclock.Clock
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -198,7 +203,7 @@ func (ib *Inbox) Start(ctx context.Context, env *module.Env) error {
 		ib.log = slog.Default()
 	}
 	if ib.cfg.Writes != WritesSync {
-		ib.writer = newWriter(ib.store, ib.log, ib.cfg.Linger.Duration, func() time.Time { return ib.stamps.next(ib.now()) })
+		ib.writer = newWriter(ib.store, ib.log, ib.cfg.Linger.Duration, func() time.Time { return ib.stamps.Next(ib.now()) })
 		// What the client sent is durable before the server says it
 		// has it (XEP-0198 <a/>), and an account's queued writes land
 		// before its data is deleted.
@@ -283,27 +288,6 @@ func (ib *Inbox) purgeBins(ctx context.Context) {
 	case n > 0:
 		ib.log.Info("inbox: purged old entries from the bins", "entries", n)
 	}
-}
-
-// stamps hands out the times of updates: to the microsecond (what is
-// stored), and each later than the one before, so that no two updates of
-// this server have the same time and the RSM markers (times) page
-// exactly; a clock that stands still or steps back gets the last time
-// plus 1 µs.
-type stamps struct {
-	mu   sync.Mutex
-	last time.Time
-}
-
-func (s *stamps) next(now time.Time) time.Time {
-	t := now.UTC().Truncate(time.Microsecond)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !t.After(s.last) {
-		t = s.last.Add(time.Microsecond)
-	}
-	s.last = t
-	return t
 }
 
 // isAccount reports whether j has a local part (an account or

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meerkat-xmpp/meerkat/internal/config"
+	"github.com/meerkat-xmpp/meerkat/internal/microclock"
 	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
 	"github.com/meerkat-xmpp/meerkat/internal/storage/sqlite"
@@ -216,18 +217,6 @@ func TestStartWithoutStore(t *testing.T) {
 	}
 }
 
-func TestStamps(t *testing.T) {
-	var s stamps
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 123456789, time.UTC)
-	a := s.next(t0)
-	b := s.next(t0)
-	c := s.next(t0.Add(-time.Second))
-	d := s.next(t0.Add(time.Second))
-	if !a.Equal(t0.Truncate(time.Microsecond)) || !b.Equal(a.Add(time.Microsecond)) || !c.Equal(b.Add(time.Microsecond)) || !d.Equal(t0.Add(time.Second).Truncate(time.Microsecond)) {
-		t.Errorf("%v %v %v %v", a, b, c, d)
-	}
-}
-
 // FuzzRequests feeds client requests to the parsers of the fetch and of
 // entry properties: an error is fine, a panic is not, and a fetch that
 // parses asks for a sane page.
@@ -356,8 +345,8 @@ func TestWriterFull(t *testing.T) {
 	ctx := context.Background()
 	store := openStore(t)
 	release := make(chan struct{})
-	var ss stamps
-	w := newWriter(blockingStore{store, release}, slog.New(slog.NewTextHandler(io.Discard, nil)), 0, func() time.Time { return ss.next(time.Now()) })
+	var ss microclock.Clock
+	w := newWriter(blockingStore{store, release}, slog.New(slog.NewTextHandler(io.Discard, nil)), 0, func() time.Time { return ss.Next(time.Now()) })
 	alice := jid.MustParse("alice@x")
 	op := func(i int) storage.InboxOp {
 		return storage.InboxOp{Update: storage.InboxUpdate{Owner: alice, With: jid.MustParse(fmt.Sprintf("p%d@x", i%100)), Message: "<message/>"}}

@@ -197,7 +197,7 @@ func (ib *Inbox) apply(ctx context.Context, user jid.JID, st *stanza.Stanza, cha
 			op.Update.MessageIDs = messageIDs(st.El)
 			// Stamped by the writer, in queue order, or here.
 			if ib.writer == nil {
-				op.Update.Stamp = ib.stamps.next(ib.now())
+				op.Update.Stamp = ib.stamps.Next(ib.now())
 			}
 			op.Update.Unread = c.unread
 		case opReset:

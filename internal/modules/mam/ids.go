@@ -6,8 +6,9 @@ import (
 	"encoding/base32"
 	"encoding/binary"
 	"fmt"
-	"sync"
 	"time"
+
+	"github.com/meerkat-xmpp/meerkat/internal/microclock"
 )
 
 // Archive IDs. Inside, an ID is a uint64: the archiving time in
@@ -24,21 +25,18 @@ import (
 
 // idGen hands out IDs.
 type idGen struct {
-	mu   sync.Mutex
-	last uint64
-	node uint64
+	clock microclock.Clock
+	node  uint64
 }
 
 func (g *idGen) next(now time.Time) uint64 {
-	id := idAt(now) | g.node
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if id <= g.last {
-		id = g.last + 1<<8
+	if now.Before(epoch) {
+		now = epoch // idAt's 0, then 1 µs more each time
 	}
-	g.last = id
-	return id
+	return idAt(g.clock.Next(now)) | g.node
 }
+
+var epoch = time.Unix(0, 0)
 
 // idAt is the smallest ID of time t (before 1970: 0).
 func idAt(t time.Time) uint64 {

@@ -34,6 +34,10 @@ func TestIDsGrowWithTimeAndNeverRepeat(t *testing.T) {
 	if idAt(time.Unix(-5, 0)) != 0 {
 		t.Error("times before 1970 must map to 0")
 	}
+	old := idGen{node: 1}
+	if a, b := old.next(time.Unix(-5, 0)), old.next(time.Unix(-9, 0)); a != 1 || b != 1<<8|1 {
+		t.Errorf("ids before 1970: %x %x, want 1 101", a, b)
+	}
 }
 
 func TestIDCodec(t *testing.T) {

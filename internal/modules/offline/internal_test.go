@@ -83,7 +83,12 @@ func TestClassify(t *testing.T) {
 func TestDelay(t *testing.T) {
 	at := time.Date(2002, 9, 10, 23, 8, 25, 123456789, time.FixedZone("x", 3600))
 	got := Delay(jid.MustParse("capulet.com"), at, "Offline Storage").String()
-	want := "<delay xmlns='urn:xmpp:delay' from='capulet.com' stamp='2002-09-10T22:08:25.123Z'>Offline Storage</delay>"
+	want := "<delay xmlns='urn:xmpp:delay' from='capulet.com' stamp='2002-09-10T22:08:25.123456Z'>Offline Storage</delay>"
+	if got != want {
+		t.Errorf("\n got %s\nwant %s", got, want)
+	}
+	got = Delay(jid.MustParse("capulet.com"), at.Truncate(time.Second), "").String()
+	want = "<delay xmlns='urn:xmpp:delay' from='capulet.com' stamp='2002-09-10T22:08:25Z'/>"
 	if got != want {
 		t.Errorf("\n got %s\nwant %s", got, want)
 	}

@@ -428,11 +428,11 @@ func withoutForgedDelays(el *xmlstream.Element, domain string) *xmlstream.Elemen
 }
 
 // Delay builds the XEP-0203 §2 element: the stamp is UTC in the XEP-0082
-// DateTime profile, with milliseconds.
+// DateTime profile (stanza.FormatTime).
 func Delay(from jid.JID, stamp time.Time, reason string) *xmlstream.Element {
 	d := xmlstream.NewElement("delay", NSDelay).
 		SetAttr("from", from.String()).
-		SetAttr("stamp", stamp.UTC().Format("2006-01-02T15:04:05.000Z"))
+		SetAttr("stamp", stanza.FormatTime(stamp))
 	if reason != "" {
 		d.AddText(reason)
 	}
