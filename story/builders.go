@@ -240,7 +240,7 @@ type MAMQuery struct {
 	Last   bool
 	// AfterID, BeforeID and IDs are the extended filters (XEP-0313 §4.1.3
 	// 'after-id', 'before-id', 'ids'); FlipPage asks for the page newest
-	// first (§4.2.3); NS queries another version (urn:xmpp:mam:1).
+	// first (§4.3.4); NS queries another version (urn:xmpp:mam:1).
 	AfterID  string
 	BeforeID string
 	IDs      []string
