@@ -307,7 +307,7 @@ func TestStoryQueries(t *testing.T) {
 			t.Errorf("flipped fin: %s", f.fin)
 		}
 
-		// max 0: the count only (XEP-0059 §2.6).
+		// max 0: the count only (XEP-0059 §2.7).
 		countOnly := story.MAM(story.MAMQuery{})
 		countOnly.Child("query", NS).AddChild(xmlstream.NewElement("set", NSRSM).AddChild(xmlstream.NewElement("max", NSRSM).AddText("0")))
 		res := bob.IQ(countOnly)

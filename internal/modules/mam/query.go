@@ -86,7 +86,7 @@ func (m *MAM) query(ctx context.Context, iq *module.IQ, owner jid.JID, ns string
 	var page storage.ArchivePage
 	count := -1
 	if aq.Max == 0 {
-		// XEP-0059 §2.6: max 0 asks for the count only.
+		// XEP-0059 §2.7: max 0 asks for the count only.
 		if count, err = m.store.CountArchive(ctx, aq); err != nil {
 			return nil, fmt.Errorf("mam: counting the archive of %s: %w", owner, err)
 		}

@@ -9,7 +9,7 @@ import (
 )
 
 // TestStoryPingAnswered: pings to the server and to the own account are
-// answered with an empty result (XEP-0199 §4.2, §4.3).
+// answered with an empty result (XEP-0199 §4.2).
 func TestStoryPingAnswered(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t)
@@ -24,7 +24,7 @@ func TestStoryPingAnswered(t *testing.T) {
 	})
 }
 
-// TestStoryServerPings: the server pings idle clients (XEP-0199 §4.2) and
+// TestStoryServerPings: the server pings idle clients (XEP-0199 §4.1) and
 // disconnects those that do not answer.
 func TestStoryServerPings(t *testing.T) {
 	t.Parallel()
