@@ -233,8 +233,8 @@ type MAMQuery struct {
 	// Max is the page size (RSM <max/>); 0 leaves it to the server.
 	Max int
 	// After and Before page forwards and backwards from a result id
-	// (XEP-0059 §2.2, §2.5). Last asks for the last page (an empty
-	// <before/>) when Before is empty.
+	// (XEP-0059 §2.2, §2.3). Last asks for the last page (an empty
+	// <before/>, §2.5) when Before is empty.
 	After  string
 	Before string
 	Last   bool

@@ -124,7 +124,7 @@ func (ib *Inbox) parseFetch(p *xmlstream.Element, user jid.JID) (fetchRequest, e
 	r.q.Max = ib.cfg.MaxResultLimit
 	switch {
 	case req.Max == 0:
-		r.countOnly = true // §2.6: the count only
+		r.countOnly = true // §2.7: the count only
 	case req.Max > 0 && (r.q.Max == 0 || req.Max < r.q.Max):
 		r.q.Max = req.Max
 	}

@@ -330,7 +330,7 @@ func TestStoryQueries(t *testing.T) {
 			t.Errorf("metadata end timestamp %v %v, want %v", st, err, all.stamp[11])
 		}
 
-		// The search form (§4.1.1).
+		// The search form (§4.1.5).
 		form := bob.IQ(story.IQGet(nil, xmlstream.NewElement("query", NS)))
 		var fields []string
 		for f := range form.Child("query", NS).Child("x", NSForm).ChildrenNamed("field", NSForm) {

@@ -247,7 +247,7 @@ func (m *MAM) parseQuery(ctx context.Context, q *xmlstream.Element, owner jid.JI
 		lower(id + 1)
 	}
 	if req.HasBefore {
-		// XEP-0059 §2.5: the page just before an item, or with an empty
+		// XEP-0059 §2.3, §2.5: the page just before an item, or with an empty
 		// <before/> the last page.
 		aq.Last = true
 		if req.Before != "" {

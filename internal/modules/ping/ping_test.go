@@ -37,7 +37,7 @@ func TestStoryServerPings(t *testing.T) {
 		// bob does not answer: <connection-timeout/>.
 		bob.Expect(story.IsStreamError("connection-timeout"))
 		// alice answered: she is pinged again later rather than cut off,
-		// and an error answer counts as alive too (§4.3).
+		// and an error answer counts as alive too (§4.1).
 		ping = alice.Expect(isPing...)
 		alice.Send(story.IQError(ping, "cancel", "service-unavailable"))
 		ping = alice.Expect(isPing...)
