@@ -15,17 +15,17 @@ const NS = "http://jabber.org/protocol/rsm"
 // Request is what a client asks for (XEP-0059 §2).
 type Request struct {
 	// Max is the page size; -1 when absent. 0 asks for the count only
-	// (§2.6).
+	// (§2.7).
 	Max int
 	// After pages forwards from an item (§2.2). HasAfter tells an empty
 	// <after/> from none.
 	After    string
 	HasAfter bool
-	// Before pages backwards from an item (§2.5); an empty <before/>
+	// Before pages backwards from an item (§2.3); an empty <before/>
 	// asks for the last page (§2.5).
 	Before    string
 	HasBefore bool
-	// Index asks for the page starting at an item's position (§2.4),
+	// Index asks for the page starting at an item's position (§2.6),
 	// -1 when absent.
 	Index int
 }
@@ -77,7 +77,7 @@ type Result struct {
 }
 
 // Element serializes the result; an empty page has neither first nor
-// last (§2.7).
+// last (§2.2).
 func (r Result) Element() *xmlstream.Element {
 	set := xmlstream.NewElement("set", NS)
 	if r.First != "" {

@@ -233,14 +233,14 @@ type MAMQuery struct {
 	// Max is the page size (RSM <max/>); 0 leaves it to the server.
 	Max int
 	// After and Before page forwards and backwards from a result id
-	// (XEP-0059 §2.2, §2.5). Last asks for the last page (an empty
-	// <before/>) when Before is empty.
+	// (XEP-0059 §2.2, §2.3). Last asks for the last page (an empty
+	// <before/>, §2.5) when Before is empty.
 	After  string
 	Before string
 	Last   bool
 	// AfterID, BeforeID and IDs are the extended filters (XEP-0313 §4.1.3
 	// 'after-id', 'before-id', 'ids'); FlipPage asks for the page newest
-	// first (§4.2.3); NS queries another version (urn:xmpp:mam:1).
+	// first (§4.3.4); NS queries another version (urn:xmpp:mam:1).
 	AfterID  string
 	BeforeID string
 	IDs      []string

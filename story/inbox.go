@@ -137,7 +137,7 @@ func InboxProp(name, value string) *xmlstream.Element {
 	return textEl(name, NSInboxConversation, value)
 }
 
-// Marker builds a chat marker (XEP-0333 §3): kind is received, displayed
+// Marker builds a chat marker (XEP-0333 §4.2): kind is received, displayed
 // or acknowledged, id the id of the message marked.
 func Marker(typ string, to Addr, kind, id string) *xmlstream.Element {
 	return Message(typ, to, "").AddChild(el(kind, NSChatMarkers).SetAttr("id", id))

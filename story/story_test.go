@@ -328,7 +328,7 @@ func TestStoryStanzaErrors(t *testing.T) {
 			alice.Expect(story.IsMessageType("error"), story.IsStanzaError("cancel", "service-unavailable"), story.IsFrom(nobody))
 
 			// An IQ of an unknown namespace to the server:
-			// service-unavailable or feature-not-implemented (§8.4).
+			// service-unavailable or feature-not-implemented (RFC 6120 §8.4).
 			res := alice.IQ(story.IQGet(story.RawAddr(p.srv.Domain()), xmlstream.NewElement("query", "urn:example:nothing")))
 			story.AssertStanza(t, res, story.IsIQError(res.Attr("id")),
 				story.Or(story.IsStanzaError("", "service-unavailable"), story.IsStanzaError("", "feature-not-implemented")))

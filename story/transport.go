@@ -106,7 +106,7 @@ func dialTCP(ctx context.Context, addr string, _ *tls.Config) (net.Conn, error) 
 }
 
 func dialDirectTLS(ctx context.Context, addr string, cfg *tls.Config) (net.Conn, error) {
-	// XEP-0368 §4: the TLS handshake carries ALPN "xmpp-client".
+	// XEP-0368 §3: the TLS handshake carries ALPN "xmpp-client".
 	cfg = cfg.Clone()
 	if len(cfg.NextProtos) == 0 {
 		cfg.NextProtos = []string{"xmpp-client"}

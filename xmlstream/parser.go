@@ -930,7 +930,7 @@ func (p *Parser) xmlDecl(decl []byte, at int) error {
 		}
 		switch {
 		case name == "version" && seen == 0:
-			// RFC 6120 §11.7: XMPP is XML 1.0.
+			// RFC 6120 §11.8: XMPP is XML 1.0.
 			if value != "1.0" {
 				return p.errAt(CondNotWellFormed, at, "unsupported XML version")
 			}

@@ -85,7 +85,7 @@ func (s *Server) BOSHHandler(opts BOSHOptions) http.Handler {
 		go s.boshJanitor()
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// XEP-0124 §19.2 (and XEP-0206's browser users): cross-origin
+		// Browser-based clients (XEP-0124 §2, XEP-0206): cross-origin
 		// requests are allowed from the configured origins.
 		if origin := r.Header.Get("Origin"); origin != "" && (slices.Contains(opts.Origins, "*") || slices.Contains(opts.Origins, origin)) {
 			w.Header().Set("Access-Control-Allow-Origin", origin)
@@ -142,7 +142,7 @@ const boshEnvelope = 4096
 // parseBOSHBody parses a request with the stream's limits, one level
 // deeper for the wrapper. Children in the httpbind namespace (clients
 // that leave out xmlns='jabber:client') are taken as jabber:client, as
-// XEP-0206 §8 intends.
+// XEP-0206 §2 intends.
 func parseBOSHBody(data []byte, lim xmlstream.Limits) (*xmlstream.Element, error) {
 	lim.MaxElementBytes += boshEnvelope
 	lim.MaxDepth++
@@ -311,7 +311,7 @@ var _ transport = (*boshTransport)(nil)
 func (t *boshTransport) handshake(context.Context, time.Time) error { return nil }
 
 // request handles one HTTP request: its payload goes to the session in
-// rid order (XEP-0124 §14.1), then the request waits for output.
+// rid order (XEP-0124 §14.2), then the request waits for output.
 func (t *boshTransport) request(w http.ResponseWriter, body *xmlstream.Element, size int) {
 	t.shapeMu.Lock()
 	t.shaper.take(size)
@@ -396,8 +396,8 @@ func (t *boshTransport) request(w http.ResponseWriter, body *xmlstream.Element, 
 var emptyBody = []byte("<body xmlns='" + NSBOSH + "'/>")
 
 // acceptLocked processes a request in rid order: its elements become
-// input, restart and terminate become stream events (XEP-0206 §5, §7),
-// and the request joins those held for output.
+// input, restart and terminate become stream events (XEP-0206 §5;
+// XEP-0124 §13), and the request joins those held for output.
 func (t *boshTransport) acceptLocked(req *boshRequest) {
 	b := req.body
 	if v, _ := b.LookupAttr(NSXBOSH, "restart"); v == "true" || v == "1" {
@@ -470,8 +470,8 @@ func (t *boshTransport) responseLocked(req *boshRequest) []byte {
 		}
 	}
 	if t.terminated {
-		// XEP-0206 §7: the end of the stream ends the session; a stream
-		// error travels in a remote-stream-error response.
+		// The end of the stream ends the session; a stream error travels
+		// in a remote-stream-error response (XEP-0206 §6).
 		b.WriteString(" type='terminate'")
 		if t.streamError {
 			b.WriteString(" condition='remote-stream-error'")
@@ -540,7 +540,7 @@ func (t *boshTransport) next(deadline time.Time) (xmlstream.Event, error) {
 		}
 		if t.closed || t.terminated {
 			// After the server's closing tag the client has no stream
-			// to close: there is nothing to wait for (XEP-0206 §7).
+			// to close: there is nothing to wait for (XEP-0124 §13).
 			t.mu.Unlock()
 			return xmlstream.Event{}, io.EOF
 		}

@@ -37,7 +37,7 @@ func replied(r *boshRequest) (string, bool) {
 
 // TestBOSHTerminateRequestWaitsForTheEnd: output written after the
 // client's terminate request, before the stream's end, does not use up
-// the terminate request (XEP-0124 §12): it waits for the end and
+// the terminate request (XEP-0124 §13): it waits for the end and
 // carries both.
 func TestBOSHTerminateRequestWaitsForTheEnd(t *testing.T) {
 	tr := newTestBOSHTransport()

@@ -186,12 +186,12 @@ func TestBOSHLoginAndChat(t *testing.T) {
 	if msg == nil || msg.Child("body", stanza.NSClient).Text() != "Hi bob" || msg.Attr("from") != alice.JID().String() {
 		t.Fatalf("held request answered with %s", resp.AppendStandalone(nil))
 	}
-	// A stanza without xmlns is jabber:client (XEP-0206 §8). Its
+	// A stanza without xmlns is jabber:client (XEP-0206 §2). Its
 	// request is held: there is nothing to answer.
 	send := c.request("", "<message to='"+alice.JID().String()+"' type='chat'><body>Hi alice</body></message>")
 	go func() { held <- c.post(send) }()
 	alice.Expect(story.IsChat("Hi alice"), story.IsFrom(story.RawAddr(bob)))
-	// The client ends the session (XEP-0124 §12): the held request
+	// The client ends the session (XEP-0124 §13): the held request
 	// comes back, the terminate request is answered with terminate,
 	// and the session is gone.
 	resp = c.post(c.request("type='terminate'", "<presence type='unavailable' xmlns='jabber:client'/>"))
@@ -210,7 +210,7 @@ func TestBOSHLoginAndChat(t *testing.T) {
 }
 
 // TestBOSHRequestOrder: requests are processed in rid order whatever the
-// order they arrive in (XEP-0124 §14.1), and a request sent again gets
+// order they arrive in (XEP-0124 §14.2), and a request sent again gets
 // the same response (§14.3).
 func TestBOSHRequestOrder(t *testing.T) {
 	t.Parallel()
@@ -299,7 +299,7 @@ func TestBOSHBadRequests(t *testing.T) {
 	})
 	t.Run("stream error", func(t *testing.T) {
 		// A stanza before authentication: the stream error travels in a
-		// remote-stream-error terminate (XEP-0206 §7).
+		// remote-stream-error terminate (XEP-0206 §6).
 		c := newBOSHClient(t, srv)
 		c.create("")
 		resp := c.post(c.request("", "<message xmlns='jabber:client' to='x@localhost'><body>hi</body></message>"))
@@ -423,7 +423,7 @@ func TestBOSHStreamErrorWaitsForRequest(t *testing.T) {
 
 // TestBOSHTerminateGetsTheLastWord: what the session says between the
 // client's terminate request and the end of the stream comes in the
-// terminate response (XEP-0124 §12), not in one the client no longer
+// terminate response (XEP-0124 §13), not in one the client no longer
 // waits for.
 func TestBOSHTerminateGetsTheLastWord(t *testing.T) {
 	t.Parallel()

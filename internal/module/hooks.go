@@ -102,7 +102,7 @@ const (
 	TargetStream
 	// TargetRoom: to a group chat room, dispatched by the module serving
 	// the room (MUC Light) after it checked that the sender may ask; the
-	// IQ's To is the room's JID. The room archive (XEP-0313 §5.2) is
+	// IQ's To is the room's JID. The room archive (XEP-0313 §6.1.2) is
 	// answered this way.
 	TargetRoom
 )

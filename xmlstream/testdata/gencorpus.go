@@ -284,7 +284,7 @@ var (
 	// standing for the copies sent to the others.
 	xepElided = regexp.MustCompile(`(?m)^[ \t]*\[[ \t]*(\.\.\.|…)[ \t]*\][ \t]*$`)
 	// Stream headers and closing tags, prefixed (<stream:stream>) or not
-	// (<stream xmlns='http://etherx.jabber.org/streams'>, RFC 6120 §13).
+	// (<stream xmlns='http://etherx.jabber.org/streams'>, RFC 6120 §4.8.5).
 	streamTag   = regexp.MustCompile(`</?(stream:)?stream[\s/>]`)
 	blankLines  = regexp.MustCompile(`\n[ \t]*\n([ \t]*\n)+`)
 	commentLine = regexp.MustCompile(`(?ms)^[ \t]*<!--.*?-->[ \t]*\n`)

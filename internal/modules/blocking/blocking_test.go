@@ -180,7 +180,8 @@ func TestStoryBlockingErrors(t *testing.T) {
 			story.AssertStanza(t, alice.IQ(iq), story.IsStanzaError(typ, cond))
 		}
 		// §3.3: "If the <block/> element does not contain at least one
-		// <item/> child element, the server MUST return a <bad-request/>."
+		// <item/> child element, the server MUST return a <bad-request/>
+		// error."
 		check(block(), "modify", "bad-request")
 		// A missing or invalid JID (RFC 6120 §8.3.3.8).
 		check(story.IQSet(nil, xmlstream.NewElement("block", NS).AddChild(xmlstream.NewElement("item", NS))), "modify", "jid-malformed")

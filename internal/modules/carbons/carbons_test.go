@@ -333,7 +333,8 @@ func TestStoryCarbonsMUCRules(t *testing.T) {
 }
 
 // TestStoryCarbonsBounce: the error bouncing a copied message is copied
-// too (§6.1: "an error sent in response to an eligible message").
+// too (§6.1: "sent in response to a <message/> that was eligible for
+// carbons delivery").
 func TestStoryCarbonsBounce(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t)

@@ -38,9 +38,10 @@ const (
 //     (XEP-0249) and mediated (XEP-0045 §7.8.2) invitations; a private
 //     message sent to a MUC occupant (chat or normal to a full JID, copied
 //     by the rules above, muc#user <x/> or not).
-//   - Errors: §6.1 copies "an error sent in response to an eligible
-//     message". The server keeps no record of what it copied, so it
-//     judges from the error itself: one that echoes an eligible payload
+//   - Errors: §6.1 copies an error that "was sent in response to a
+//     <message/> that was eligible for carbons delivery". The server
+//     keeps no record of what it copied, so it judges from the error
+//     itself: one that echoes an eligible payload
 //     (RFC 6120 §8.3.1: a body, IM payloads, an invitation) is copied,
 //     and so is one from a bare JID or a domain, a server's bounce of a
 //     message to a bare JID (the rule of Prosody). An echoed <private/>

@@ -413,7 +413,7 @@ func TestStoryInboxFilters(t *testing.T) {
 		if p := peers(alice.Bare(), es); p != "dave carol" {
 			t.Errorf("before with start: %q", p)
 		}
-		// <max>0</max>: the count only (XEP-0059 §2.6).
+		// <max>0</max>: the count only (XEP-0059 §2.7).
 		es, fin = alice.FetchInbox(story.InboxQuery{MaxZero: true})
 		if len(es) != 0 || fin.Child("set", stanza.NSRSM).ChildText("count", stanza.NSRSM) != "4" {
 			t.Errorf("count only: %d results, %s", len(es), fin)

@@ -104,7 +104,7 @@ func (ib *Inbox) parseFetch(p *xmlstream.Element, user jid.JID) (fetchRequest, e
 	}
 	r.hasRSM = set != nil
 	if req.Index >= 0 {
-		// XEP-0059 §2.4: paging by index is optional.
+		// XEP-0059 §2.6: paging by index is optional.
 		return r, stanza.NewError(stanza.FeatureNotImplemented, "paging by <index/> is not supported; use <before/> or <after/>")
 	}
 	if req.HasAfter && req.After != "" {
@@ -124,7 +124,7 @@ func (ib *Inbox) parseFetch(p *xmlstream.Element, user jid.JID) (fetchRequest, e
 	r.q.Max = ib.cfg.MaxResultLimit
 	switch {
 	case req.Max == 0:
-		r.countOnly = true // §2.6: the count only
+		r.countOnly = true // §2.7: the count only
 	case req.Max > 0 && (r.q.Max == 0 || req.Max < r.q.Max):
 		r.q.Max = req.Max
 	}

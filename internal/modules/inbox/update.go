@@ -49,8 +49,8 @@ func (ib *Inbox) received(ctx context.Context, ev *module.StanzaEvent) module.Re
 //     message of the peer's entry, which is read;
 //   - a chat marker of a configured kind (XEP-0333 §4, "displayed" by
 //     default) resets the unread count of the conversation it is sent to,
-//     one-to-one or group (the spec: "A chat marker sent by the user
-//     resets the unread count of that conversation");
+//     one-to-one or group (the spec: "A chat marker (XEP-0333) sent by
+//     the user resets the unread count of that conversation");
 //   - a group chat message does nothing else here: the room sends it back
 //     to the user, and received updates the room's entry.
 func (ib *Inbox) onSent(st *stanza.Stanza, user jid.JID) []change {
@@ -148,7 +148,7 @@ func (ib *Inbox) onRoomMessage(st *stanza.Stanza, user jid.JID) []change {
 }
 
 // resetMarker returns the id of a chat marker of a configured kind
-// (XEP-0333 §3: <received/>, <displayed/>, <acknowledged/> with the id of
+// (XEP-0333 §4.2: <received/>, <displayed/>, <acknowledged/> with the id of
 // the message marked).
 func (ib *Inbox) resetMarker(el *xmlstream.Element) (string, bool) {
 	for c := range el.Elements() {
@@ -163,7 +163,7 @@ func hasBody(el *xmlstream.Element) bool { return el.Child("body", stanza.NSClie
 
 // messageIDs are the ids a chat marker may use for a message: its 'id'
 // (XEP-0333 §4), its origin-id and its stanza-ids (XEP-0359; group chat
-// markers use the room's stanza-id, XEP-0333 §3.2).
+// markers use the room's stanza-id, XEP-0333 §4.3).
 func messageIDs(el *xmlstream.Element) []string {
 	var ids []string
 	if id := el.Attr("id"); id != "" {

@@ -235,7 +235,7 @@ func (m *MAM) archiveIncoming(ctx context.Context, ev *module.StanzaEvent) modul
 }
 
 // archiveRoom archives a group chat message in the room's archive
-// (XEP-0313 §5.2) and gives the members' copies the room's stanza ID
+// (XEP-0313 §6.1.2) and gives the members' copies the room's stanza ID
 // (XEP-0359 §3: by the room). 'with' is the sender, whose bare JID is
 // the resource of the message's 'from' in a MUC Light room.
 func (m *MAM) archiveRoom(_ context.Context, ev *module.StanzaEvent) module.Result {

@@ -173,7 +173,7 @@ func TestStoryStanzaIDs(t *testing.T) {
 	})
 }
 
-// TestStoryWhatIsArchived: XEP-0313 §5.1.1 and the storage hints.
+// TestStoryWhatIsArchived: XEP-0313 §6.1.1 and the storage hints.
 func TestStoryWhatIsArchived(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t)
@@ -212,7 +212,7 @@ func TestStoryWhatIsArchived(t *testing.T) {
 	})
 }
 
-// TestStoryQueries: every filter of XEP-0313 §4.1 and the paging of §4.2.
+// TestStoryQueries: every filter of XEP-0313 §4.1 and the paging of §4.3.
 func TestStoryQueries(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t)
@@ -307,7 +307,7 @@ func TestStoryQueries(t *testing.T) {
 			t.Errorf("flipped fin: %s", f.fin)
 		}
 
-		// max 0: the count only (XEP-0059 §2.6).
+		// max 0: the count only (XEP-0059 §2.7).
 		countOnly := story.MAM(story.MAMQuery{})
 		countOnly.Child("query", NS).AddChild(xmlstream.NewElement("set", NSRSM).AddChild(xmlstream.NewElement("max", NSRSM).AddText("0")))
 		res := bob.IQ(countOnly)
@@ -320,7 +320,7 @@ func TestStoryQueries(t *testing.T) {
 		v1 := query(t, bob, story.MAMQuery{NS: NSv1, With: carol.Bare()})
 		assertBodies(t, "mam:1", v1, "c0", "c1")
 
-		// Metadata (§6): the first and last message.
+		// Metadata (§5): the first and last message.
 		md := bob.IQ(story.IQGet(nil, xmlstream.NewElement("metadata", NS)))
 		m := md.Child("metadata", NS)
 		if m == nil || m.Child("start", NS).Attr("id") != uid[0] || m.Child("end", NS).Attr("id") != uid[11] {
@@ -330,7 +330,7 @@ func TestStoryQueries(t *testing.T) {
 			t.Errorf("metadata end timestamp %v %v, want %v", st, err, all.stamp[11])
 		}
 
-		// The search form (§4.1.1).
+		// The search form (§4.1.5).
 		form := bob.IQ(story.IQGet(nil, xmlstream.NewElement("query", NS)))
 		var fields []string
 		for f := range form.Child("query", NS).Child("x", NSForm).ChildrenNamed("field", NSForm) {
@@ -342,7 +342,7 @@ func TestStoryQueries(t *testing.T) {
 	})
 }
 
-// TestStoryQueryErrors: the errors of XEP-0313 §4.1 and §4.2.
+// TestStoryQueryErrors: the errors of XEP-0313 §4.1 and §4.3.
 func TestStoryQueryErrors(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t)

@@ -35,7 +35,7 @@ func (m *MAM) handleIQ(ns string) module.IQHandler {
 }
 
 // handleRoomIQ answers the IQs of namespace ns to a room's archive
-// (XEP-0313 §5.2), which the room module dispatches after checking that
+// (XEP-0313 §6.1.2), which the room module dispatches after checking that
 // the sender is a member.
 func (m *MAM) handleRoomIQ(ns string) module.IQHandler {
 	return func(ctx context.Context, iq *module.IQ) (*xmlstream.Element, error) {
@@ -86,7 +86,7 @@ func (m *MAM) query(ctx context.Context, iq *module.IQ, owner jid.JID, ns string
 	var page storage.ArchivePage
 	count := -1
 	if aq.Max == 0 {
-		// XEP-0059 §2.6: max 0 asks for the count only.
+		// XEP-0059 §2.7: max 0 asks for the count only.
 		if count, err = m.store.CountArchive(ctx, aq); err != nil {
 			return nil, fmt.Errorf("mam: counting the archive of %s: %w", owner, err)
 		}
@@ -98,7 +98,7 @@ func (m *MAM) query(ctx context.Context, iq *module.IQ, owner jid.JID, ns string
 	queryID := q.Attr("queryid")
 	msgs := page.Messages
 	if q.Child("flip-page", ns) != nil {
-		// §4.2.3: the page is the same, sent newest first.
+		// §4.3.4: the page is the same, sent newest first.
 		msgs = slices.Clone(msgs)
 		slices.Reverse(msgs)
 	}
@@ -145,8 +145,8 @@ func (m *MAM) parseQuery(ctx context.Context, q *xmlstream.Element, owner jid.JI
 	bad := func(format string, args ...any) error {
 		return stanza.NewError(stanza.BadRequest, fmt.Sprintf(format, args...))
 	}
-	// known checks that a UID names a message of this archive (§4.1.4,
-	// §4.2.2: item-not-found otherwise).
+	// known checks that a UID names a message of this archive (§4.1.3,
+	// §4.3.2: item-not-found otherwise).
 	known := func(uid string) (uint64, error) {
 		id, ok := m.codec.decode(uid)
 		if ok {
@@ -216,7 +216,7 @@ func (m *MAM) parseQuery(ctx context.Context, q *xmlstream.Element, owner jid.JI
 					return aq, false, err
 				}
 			default:
-				// §4.1.1: a field the server does not recognise.
+				// §4.1.5: a field the server does not recognise.
 				return aq, false, stanza.NewError(stanza.FeatureNotImplemented, "unknown field "+f.Var)
 			}
 		}
@@ -236,7 +236,7 @@ func (m *MAM) parseQuery(ctx context.Context, q *xmlstream.Element, owner jid.JI
 		aq.Max = min(req.Max, m.cfg.MaxPageSize)
 	}
 	if req.HasAfter && req.HasBefore {
-		// §4.2.2: use before-id and after-id for a range.
+		// §4.3.2: use before-id and after-id for a range.
 		return aq, false, bad("both <after/> and <before/>")
 	}
 	if req.HasAfter {
@@ -247,7 +247,7 @@ func (m *MAM) parseQuery(ctx context.Context, q *xmlstream.Element, owner jid.JI
 		lower(id + 1)
 	}
 	if req.HasBefore {
-		// XEP-0059 §2.5: the page just before an item, or with an empty
+		// XEP-0059 §2.3, §2.5: the page just before an item, or with an empty
 		// <before/> the last page.
 		aq.Last = true
 		if req.Before != "" {
@@ -315,7 +315,7 @@ func (m *MAM) resultMessage(msg storage.ArchiveMessage, owner, to jid.JID, ns, q
 		AddChild(result), nil
 }
 
-// metadata answers an archive metadata request (XEP-0313 §6): the first
+// metadata answers an archive metadata request (XEP-0313 §5): the first
 // and last messages of the archive.
 func (m *MAM) metadata(ctx context.Context, owner jid.JID, ns string) (*xmlstream.Element, error) {
 	if err := m.writer.Wait(ctx); err != nil {

@@ -17,7 +17,7 @@ var contentPayloads = []struct{ name, ns string }{
 }
 
 // Archivable reports whether a one-to-one message goes into the users'
-// archives: XEP-0313 §5.1.1 — normal or chat messages with a body — plus
+// archives: XEP-0313 §6.1.1 — normal or chat messages with a body — plus
 // encrypted and retraction payloads and the <store/> hint, minus what
 // the sender asked not to keep (XEP-0334 §4.2, §4.3).
 func Archivable(st *stanza.Stanza) bool {
@@ -50,7 +50,7 @@ func hasContent(el *xmlstream.Element) bool {
 }
 
 // withStanzaID returns a copy of el without the <stanza-id/> elements
-// that claim to come from by (XEP-0359 §4: an entity MUST delete those
+// that claim to come from by (XEP-0359 §3: an entity MUST delete those
 // carrying its own 'by', so that they cannot be forged), and, when id is not
 // empty, with ours. It returns el itself when there is nothing to change.
 func withStanzaID(el *xmlstream.Element, by, id string) *xmlstream.Element {

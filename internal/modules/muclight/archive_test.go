@@ -130,7 +130,7 @@ func TestStoryMUCLightRoomArchive(t *testing.T) {
 			t.Errorf("with bob: %v", byBob)
 		}
 
-		// Group chat is not in the members' own archives (XEP-0313 §5.1.1:
+		// Group chat is not in the members' own archives (XEP-0313 §6.1.1:
 		// one-to-one only), and strangers cannot read the room's.
 		own := story.MAM(story.MAMQuery{})
 		res := bob.IQ(own)

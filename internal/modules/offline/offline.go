@@ -401,7 +401,7 @@ func hasContent(el *xmlstream.Element) bool {
 }
 
 // withoutForgedDelays returns el without the <delay/> children that claim
-// to come from the recipient's server (XEP-0203 §6: the server SHOULD
+// to come from the recipient's server (XEP-0203 §5: the server SHOULD
 // discard them); el itself is shared and is not modified.
 func withoutForgedDelays(el *xmlstream.Element, domain string) *xmlstream.Element {
 	forged := func(c *xmlstream.Element) bool {

@@ -97,7 +97,7 @@ func TestStoryOfflineStoreAndDeliver(t *testing.T) {
 		alice.Send(story.Chat(bob.JID, "").AddChild(xmlstream.NewElement("store", nsHints), xmlstream.NewElement("x", "urn:example:payload")))
 		alice.Send(story.Chat(bob.JID, "three").AddChild(xmlstream.NewElement("active", nsChatStates),
 			// A delay that claims to be the server's own is a forgery
-			// (XEP-0203 §6) and is discarded.
+			// (XEP-0203 §5) and is discarded.
 			xmlstream.NewElement("delay", nsDelay).SetAttr("from", domain).SetAttr("stamp", "2001-01-01T00:00:00Z")))
 		// <no-permanent-store/> (§4.1) allows offline storage.
 		alice.Send(story.Chat(bob.JID, "four").AddChild(xmlstream.NewElement("no-permanent-store", nsHints)))

@@ -137,8 +137,8 @@ func (p *Ping) check(ctx context.Context, now time.Time) {
 	}
 }
 
-// ping sends one ping (XEP-0199 §4.2); any answer, even an error, shows
-// the client is alive (§4.3).
+// ping sends one ping (XEP-0199 §4.1); any answer, even an error, shows
+// the client is alive.
 func (p *Ping) ping(ctx context.Context, s module.Session) {
 	domain, err := jid.Parse(s.JID().Domain())
 	if err != nil {

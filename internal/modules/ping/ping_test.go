@@ -9,7 +9,7 @@ import (
 )
 
 // TestStoryPingAnswered: pings to the server and to the own account are
-// answered with an empty result (XEP-0199 §4.2, §4.3).
+// answered with an empty result (XEP-0199 §4.2).
 func TestStoryPingAnswered(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t)
@@ -24,7 +24,7 @@ func TestStoryPingAnswered(t *testing.T) {
 	})
 }
 
-// TestStoryServerPings: the server pings idle clients (XEP-0199 §4.2) and
+// TestStoryServerPings: the server pings idle clients (XEP-0199 §4.1) and
 // disconnects those that do not answer.
 func TestStoryServerPings(t *testing.T) {
 	t.Parallel()
@@ -37,7 +37,7 @@ func TestStoryServerPings(t *testing.T) {
 		// bob does not answer: <connection-timeout/>.
 		bob.Expect(story.IsStreamError("connection-timeout"))
 		// alice answered: she is pinged again later rather than cut off,
-		// and an error answer counts as alive too (§4.3).
+		// and an error answer counts as alive too (§4.1).
 		ping = alice.Expect(isPing...)
 		alice.Send(story.IQError(ping, "cancel", "service-unavailable"))
 		ping = alice.Expect(isPing...)
