@@ -56,7 +56,7 @@ func dialWebSocket(ctx context.Context, url string, cfg *tls.Config) (net.Conn, 
 	}
 	if ws.Subprotocol() != "xmpp" {
 		ws.Close()
-		return nil, errors.New("websocket: the server did not accept the xmpp subprotocol (RFC 7395 §3.2)")
+		return nil, errors.New("websocket: the server did not accept the xmpp subprotocol (RFC 7395 §3.1)")
 	}
 	_ = resp
 	return &wsConn{ws: ws}, nil

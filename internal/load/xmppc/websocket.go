@@ -35,7 +35,7 @@ func dialWebSocket(ctx context.Context, d *net.Dialer, url string, cfg *tls.Conf
 	}
 	if ws.Subprotocol() != "xmpp" {
 		ws.Close()
-		return nil, errors.New("websocket: the server refused the xmpp subprotocol (RFC 7395 §3.2)")
+		return nil, errors.New("websocket: the server refused the xmpp subprotocol (RFC 7395 §3.1)")
 	}
 	return &wsConn{ws: ws}, nil
 }
