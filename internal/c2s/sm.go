@@ -520,24 +520,12 @@ func (s *Session) reroute(ctx context.Context, queue []unacked) {
 		}
 		switch st.Kind {
 		case stanza.KindMessage:
-			switch {
-			case st.From == bare:
-				// A carbon or another copy made for this resource.
-			case st.Type == stanza.MessageHeadline:
-				// Silently ignored (RFC 6121 §8.5.3.2.1).
-			case st.Type == stanza.MessageGroupchat:
+			if st.Type == stanza.MessageGroupchat && st.From != bare {
 				st.To = s.jid
 				s.srv.router.Bounce(ctx, &st, stanza.NewError(stanza.ServiceUnavailable, ""))
-			default:
-				m := q.el.ShallowCopy()
-				m.SetAttr("to", bare.String())
-				if m.Child("delay", stanza.NSDelay) == nil {
-					m.AddChild(xmlstream.NewElement("delay", stanza.NSDelay).SetAttr("from", s.domain).
-						SetAttr("stamp", stanza.FormatTime(q.at)))
-				}
-				st.El, st.To = m, bare
-				s.srv.router.Route(module.WithRerouted(ctx, q.at), &st)
+				continue
 			}
+			module.RerouteMessage(ctx, s.srv.router.Route, bare, s.domain, q.el, q.at)
 		case stanza.KindIQ:
 			if st.Type == stanza.IQGet || st.Type == stanza.IQSet {
 				// The request was addressed to this resource, which is

@@ -140,9 +140,12 @@ func (t *tcpTransport) read(deadline time.Time) (int, error) {
 	}
 	t.setReadDeadline(probe)
 	n, err := t.conn.Read(t.buf)
-	if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) || t.interruptAt.Load() != 0 {
+	if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return n, err
 	}
+	// The probe timed out, or an interrupt did: readIdle's deadline
+	// honours interruptAt, so an interrupt ends the wait there, not
+	// sooner than it asked.
 	// A timeout is not final for a tls.Conn (its net.Error is
 	// temporary): nothing is lost, the next Read goes on.
 	if err := t.readIdle(tc, deadline); err != nil {
@@ -243,6 +246,12 @@ func (t *tcpTransport) write(data []byte, _ []int, deadline time.Time) error {
 	}
 	conn.SetWriteDeadline(deadline)
 	_, err := conn.Write(data)
+	if err == nil {
+		// No deadline left behind: crypto/tls answers a TLS 1.3
+		// KeyUpdate from inside Read, with a write under this deadline,
+		// and a write error there is final for the connection.
+		conn.SetWriteDeadline(time.Time{})
+	}
 	return err
 }
 

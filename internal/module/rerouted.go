@@ -3,6 +3,10 @@ package module
 import (
 	"context"
 	"time"
+
+	"github.com/meerkat-xmpp/meerkat/jid"
+	"github.com/meerkat-xmpp/meerkat/stanza"
+	"github.com/meerkat-xmpp/meerkat/xmlstream"
 )
 
 type reroutedKey struct{}
@@ -19,8 +23,39 @@ func WithRerouted(ctx context.Context, first time.Time) context.Context {
 }
 
 // Rerouted tells whether ctx routes a message again (WithRerouted), and
-// when it was first routed.
+// when it was first routed. The hooks that count or copy a message once
+// per delivery (inbox unread counts, carbons) skip it: they ran the first
+// time.
 func Rerouted(ctx context.Context) (first time.Time, ok bool) {
 	first, ok = ctx.Value(reroutedKey{}).(time.Time)
 	return first, ok
+}
+
+// RerouteMessage routes again a message that a resource of bare was given
+// but never took — its session ended first (XEP-0198 §4, "in the same way
+// that it would treat a stanza sent to an unavailable resource", RFC 6121
+// §8.5.3.2.1): a copy addressed to the bare JID, with a <delay/> (XEP-0203
+// §2) from domain stamped when it was first routed, unless it has one.
+// What is not worth routing again is dropped: errors, headlines (ignored,
+// §8.5.3.2.1), copies the server made for that resource itself (carbons:
+// from the bare JID). It reports whether the message was routed; a
+// groupchat message is not (the caller answers the room, or not).
+func RerouteMessage(ctx context.Context, route func(context.Context, *stanza.Stanza), bare jid.JID, domain string, el *xmlstream.Element, first time.Time) bool {
+	st, err := stanza.Parse(el, stanza.NSClient)
+	if err != nil || st.Kind != stanza.KindMessage || st.IsError() || st.From.IsZero() || st.From == bare {
+		return false
+	}
+	switch st.Type {
+	case stanza.MessageHeadline, stanza.MessageGroupchat:
+		return false
+	}
+	m := el.ShallowCopy()
+	m.SetAttr("to", bare.String())
+	if m.Child("delay", stanza.NSDelay) == nil {
+		m.AddChild(xmlstream.NewElement("delay", stanza.NSDelay).SetAttr("from", domain).
+			SetAttr("stamp", stanza.FormatTime(first)))
+	}
+	st.El, st.To = m, bare
+	route(WithRerouted(ctx, first), &st)
+	return true
 }

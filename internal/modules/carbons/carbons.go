@@ -144,7 +144,10 @@ func (c *Carbons) sent(_ context.Context, ev *module.StanzaEvent) module.Result 
 // to its carbons-enabled sessions that did not get it (§7: "to each
 // Carbons-enabled resource … that did not receive it under the RFC 6121
 // delivery rules").
-func (c *Carbons) delivered(_ context.Context, st *stanza.Stanza, user jid.JID, to []module.Session) {
+func (c *Carbons) delivered(ctx context.Context, st *stanza.Stanza, user jid.JID, to []module.Session) {
+	if _, again := module.Rerouted(ctx); again {
+		return // copied when it was first delivered
+	}
 	if st.From.Bare() == user && st.From.Resource() != "" {
 		c.selfCopies(st, user, to)
 		return
@@ -156,7 +159,10 @@ func (c *Carbons) delivered(_ context.Context, st *stanza.Stanza, user jid.JID, 
 // account's resources all have a negative priority, or none is available)
 // to the carbons-enabled sessions (§7: none of them received it). The
 // offline module, after this hook, stores it as usual.
-func (c *Carbons) offline(_ context.Context, ev *module.StanzaEvent) module.Result {
+func (c *Carbons) offline(ctx context.Context, ev *module.StanzaEvent) module.Result {
+	if _, again := module.Rerouted(ctx); again {
+		return module.Continue // copied when it was first delivered
+	}
 	st := ev.Stanza
 	if st.Kind == stanza.KindMessage && !(st.From.Bare() == ev.User && st.From.Resource() != "") {
 		c.copyReceived(st, ev.User, nil)

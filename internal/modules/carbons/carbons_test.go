@@ -1,13 +1,16 @@
 package carbons_test
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/meerkat-xmpp/meerkat/internal/config"
 	"github.com/meerkat-xmpp/meerkat/internal/servertest"
+	"github.com/meerkat-xmpp/meerkat/jid"
 	"github.com/meerkat-xmpp/meerkat/stanza"
 	"github.com/meerkat-xmpp/meerkat/story"
 	"github.com/meerkat-xmpp/meerkat/xmlstream"
@@ -405,5 +408,32 @@ func TestStoryCarbonsNoChatStates(t *testing.T) {
 		a1.Send(withState)
 		a2.Expect(isCarbon(a2, "sent", "typed"))
 		a2.ExpectNothing(quiet, anyCarbon)
+	})
+}
+
+// TestStoryCarbonsRerouted: a message that a session never acknowledged
+// when it ended is routed again to the account (XEP-0198 §4); the
+// resources that got its carbon the first time get no second one.
+func TestStoryCarbonsRerouted(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, func(c *config.Config) { c.C2S.SMAckEvery = 1000 })
+	local := "bob-" + strings.ToLower(story.NewID())
+	if err := srv.CreateUser(context.Background(), local, "pw"); err != nil {
+		t.Fatal(err)
+	}
+	bob := story.Account{Localpart: local, Password: "pw", JID: jid.MustParse(local + "@" + srv.Domain())}
+	phone := story.MustConnect(t, srv, bob, story.Options{StreamManagement: true, Resource: "phone"})
+	laptop := story.MustConnect(t, srv, bob, story.Options{Resource: "laptop"})
+	tablet := story.MustConnect(t, srv, bob, story.Options{Resource: "tablet"})
+	enable(t, laptop, tablet)
+	withPriority(laptop, 5) // the rerouted message goes to the laptop only
+	story.Run(t, srv, story.Users{"alice": 1}, func(alice *story.Client) {
+		alice.Send(story.Chat(phone.JID(), "to the phone"))
+		phone.Expect(body("to the phone"))
+		laptop.Expect(isCarbon(laptop, "received", "to the phone"))
+		tablet.Expect(isCarbon(tablet, "received", "to the phone"))
+		phone.Cut() // never acknowledged, no resumption: the session ends
+		laptop.Expect(body("to the phone"), story.HasChild("delay", stanza.NSDelay))
+		tablet.ExpectNothing(quiet, anyCarbon)
 	})
 }

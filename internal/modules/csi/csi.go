@@ -10,8 +10,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"github.com/meerkat-xmpp/meerkat/internal/module"
+	"github.com/meerkat-xmpp/meerkat/stanza"
 	"github.com/meerkat-xmpp/meerkat/xmlstream"
 )
 
@@ -85,6 +87,7 @@ type CSI struct {
 	cfg    Config
 	urgent map[string]bool // Config.UrgentPayloads
 	log    *slog.Logger
+	route  func(context.Context, *stanza.Stanza) // the router's, for held messages of ended sessions
 }
 
 var (
@@ -112,6 +115,7 @@ func stateOf(s module.Session) *state {
 // Start implements module.Module.
 func (c *CSI) Start(_ context.Context, env *module.Env) error {
 	c.log = env.Logger
+	c.route = env.Host.Route
 	// §4.1: the feature is offered after authentication.
 	env.Hooks.StreamFeatures.Add(env.Owner, 0, func() *xmlstream.Element { return xmlstream.NewElement("csi", NS) })
 	env.Hooks.Outgoing.Add(env.Owner, outgoingPriority, c.outgoing)
@@ -171,22 +175,36 @@ func (c *CSI) active(_ context.Context, s module.Session, _ *xmlstream.Element) 
 	st.drain(s)
 }
 
-// closed forgets what a closing session held: the stanzas end with the
-// session, like those in its output buffer.
-func (c *CSI) closed(_ context.Context, s module.Session) {
+// closed handles a session that ends with stanzas held back: they never
+// left the server, so its messages are routed again to the account, as
+// stream management does with the ones a client did not acknowledge
+// (XEP-0198 §4) — another resource or offline storage gets them
+// (receipts, markers, reactions). Presence and chat states, which a
+// newer one replaces anyway, end with the session.
+func (c *CSI) closed(ctx context.Context, s module.Session) {
 	st := stateOf(s)
 	if st == nil {
 		return
 	}
 	st.mu.Lock()
-	n := st.held
+	queue := st.queue
 	st.closed = true
 	st.queue = nil
 	clear(st.keys)
 	st.held, st.released = 0, 0
 	st.mu.Unlock()
+	bare := s.JID().Bare()
+	n := 0
+	for _, e := range queue {
+		if e.el == nil || e.el.Name != "message" || strings.HasPrefix(e.key, "c ") {
+			continue
+		}
+		if module.RerouteMessage(ctx, c.route, bare, bare.Domain(), e.el, e.at) {
+			n++
+		}
+	}
 	if n > 0 {
-		c.log.Debug("session closed with stanzas held back", "jid", s.JID().String(), "held", n)
+		c.log.Debug("session closed with messages held back: routed again", "jid", s.JID().String(), "messages", n)
 	}
 }
 

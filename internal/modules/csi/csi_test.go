@@ -328,3 +328,38 @@ func TestStoryCSIResumedStreamIsActive(t *testing.T) {
 	show(bob, "dnd")
 	resumed.Expect(story.IsPresence("", bob.JID()), hasShow("dnd"))
 }
+
+// TestStoryCSIHeldRoutedAtClose: a session that ends while inactive took
+// none of what was held back: its messages go to the account again
+// (XEP-0198 §4's rule for what a client did not take), stamped with when
+// they came; its chat states and presence end with it.
+func TestStoryCSIHeldRoutedAtClose(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t)
+	story.Run(t, srv, story.Users{"alice": 2, "bob": 1}, func(a1, a2, bob *story.Client) {
+		setState(a1, "inactive")
+		cs := story.Message("chat", a1, "")
+		cs.AddChild(xmlstream.NewElement("composing", stanza.NSChatStates))
+		bob.Send(cs)
+		r := story.Message("chat", a1, "")
+		r.AddChild(xmlstream.NewElement("received", NSReceipts).SetAttr("id", "m1"))
+		bob.Send(r)
+		bob.IQ(story.Ping(nil))
+		a1.ExpectNothing(quiet)
+		if err := a1.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got := a2.Expect(story.HasChild("received", NSReceipts))
+		if got.Attr("from") != bob.JID().String() || got.Attr("to") != a2.JID().Bare().String() {
+			t.Fatalf("routed again: %s", got)
+		}
+		d := got.Child("delay", stanza.NSDelay)
+		if d == nil || d.Attr("from") != a2.JID().Domain() {
+			t.Fatalf("no <delay/> from the server: %s", got)
+		}
+		if at, err := stanza.ParseTime(d.Attr("stamp")); err != nil || time.Since(at) > time.Minute || time.Until(at) > 0 {
+			t.Fatalf("delay stamp %q: %v", d.Attr("stamp"), err)
+		}
+		a2.ExpectNothing(quiet, story.HasChild("composing", stanza.NSChatStates))
+	})
+}

@@ -2,6 +2,7 @@ package csi
 
 import (
 	"sync"
+	"time"
 
 	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/xmlstream"
@@ -40,6 +41,7 @@ type entry struct {
 	peer     string
 	key      string
 	released bool
+	at       time.Time // when it was held: its <delay/> if it is routed again
 }
 
 func newState() *state {
@@ -59,7 +61,7 @@ func (st *state) hold(el *xmlstream.Element, peer, key string) {
 	if len(st.queue) >= 32 && len(st.queue) >= 2*(st.held+st.released) {
 		st.compact()
 	}
-	st.queue = append(st.queue, entry{el: el, peer: peer, key: key})
+	st.queue = append(st.queue, entry{el: el, peer: peer, key: key, at: time.Now()})
 	st.held++
 	if key != "" {
 		st.keys[key] = len(st.queue) - 1
@@ -68,7 +70,7 @@ func (st *state) hold(el *xmlstream.Element, peer, key string) {
 
 // appendReleased queues el to be delivered by the drain.
 func (st *state) appendReleased(el *xmlstream.Element, peer string) {
-	st.queue = append(st.queue, entry{el: el, peer: peer, released: true})
+	st.queue = append(st.queue, entry{el: el, peer: peer, released: true, at: time.Now()})
 	st.released++
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meerkat-xmpp/meerkat/dataform"
+	"github.com/meerkat-xmpp/meerkat/internal/config"
 	"github.com/meerkat-xmpp/meerkat/internal/servertest"
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
 	"github.com/meerkat-xmpp/meerkat/jid"
@@ -1112,5 +1113,33 @@ func TestStoryInboxDurableWhenAcknowledged(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestStoryInboxRerouted: a message that a session never acknowledged
+// when it ended goes to another resource (XEP-0198 §4); the inbox counted
+// it when it came and does not count it again.
+func TestStoryInboxRerouted(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, func(c *config.Config) { c.C2S.SMAckEvery = 1000 })
+	account := func(name string) story.Account {
+		local := name + "-" + strings.ToLower(story.NewID())
+		if err := srv.CreateUser(context.Background(), local, "pw"); err != nil {
+			t.Fatal(err)
+		}
+		return story.Account{Localpart: local, Password: "pw", JID: jid.MustParse(local + "@" + srv.Domain())}
+	}
+	bob := account("bob")
+	phone := story.MustConnect(t, srv, bob, story.Options{StreamManagement: true, Resource: "phone"})
+	laptop := story.MustConnect(t, srv, bob, story.Options{Resource: "laptop"})
+	alice := story.MustConnect(t, srv, account("alice"), story.Options{})
+	alice.Send(story.Chat(phone.JID(), "to the phone"))
+	phone.Expect(story.IsChat("to the phone"))
+	phone.Cut() // never acknowledged; no resumption: the session ends at once
+	laptop.Expect(story.IsChat("to the phone"), story.HasChild("delay", stanza.NSDelay))
+	es, fin := laptop.FetchInbox(story.InboxQuery{})
+	checkFin(t, fin, 1, 1, 1)
+	if len(es) != 1 || es[0].Unread != 1 || es[0].Body() != "to the phone" {
+		t.Fatalf("bob's inbox: %+v", es)
 	}
 }

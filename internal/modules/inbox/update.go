@@ -36,8 +36,13 @@ func (ib *Inbox) sent(ctx context.Context, ev *module.StanzaEvent) module.Result
 }
 
 // received is the UserReceive hook: the recipient's entry, with the
-// message as it will be delivered (the archive's stanza-id in it).
+// message as it will be delivered (the archive's stanza-id in it). A
+// message routed again (a session ended without taking it) was counted
+// the first time.
 func (ib *Inbox) received(ctx context.Context, ev *module.StanzaEvent) module.Result {
+	if _, again := module.Rerouted(ctx); again {
+		return module.Continue
+	}
 	if ev.Stanza.Kind == stanza.KindMessage {
 		ib.apply(ctx, ev.User, ev.Stanza, ib.onReceived(ev.Stanza, ev.User))
 	}

@@ -79,6 +79,23 @@ func (o *Offline) sessionOpened(_ context.Context, s module.Session) {
 	s.SetValue(gateKey{}, &gate{})
 }
 
+// sessionClosed routes again what the gate of an ending session still
+// held. The drain hands out what is held before it returns, on the
+// session's goroutine, so nothing should be left; this is the guard
+// against a gate that a future hook kept from opening.
+func (o *Offline) sessionClosed(ctx context.Context, s module.Session) {
+	g := gateOf(s)
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	held := g.held
+	g.held = nil
+	g.open.Store(true)
+	g.mu.Unlock()
+	o.reroute(ctx, s, held)
+}
+
 // outgoing is the Outgoing hook: it holds the normal and chat messages
 // for an eligible session whose stored messages are not delivered yet.
 func (o *Offline) outgoing(s module.Session, el *xmlstream.Element) module.Result {
@@ -149,16 +166,6 @@ func closeGate(s module.Session) {
 func (o *Offline) reroute(ctx context.Context, s module.Session, failed []heldMessage) {
 	bare := s.JID().Bare()
 	for _, h := range failed {
-		st, err := stanza.Parse(h.el, stanza.NSClient)
-		if err != nil || st.From.IsZero() || st.From == bare {
-			continue
-		}
-		m := h.el.ShallowCopy()
-		m.SetAttr("to", bare.String())
-		if m.Child("delay", stanza.NSDelay) == nil {
-			m.AddChild(Delay(bare.Domainpart(), h.at, ""))
-		}
-		st.El, st.To = m, bare
-		o.host.Route(module.WithRerouted(ctx, h.at), &st)
+		module.RerouteMessage(ctx, o.host.Route, bare, bare.Domain(), h.el, h.at)
 	}
 }

@@ -347,3 +347,59 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("want 3 errors, got %v", errs)
 	}
 }
+
+// TestStoredLateToTheMostAvailable: a message stored after the sessions
+// drained goes to the eligible session with the highest priority (RFC
+// 6121 §8.5.2.1.1), and to the next one when that one is ending; it does
+// not stay stored while a session could take it.
+func TestStoredLateToTheMostAvailable(t *testing.T) {
+	ctx := context.Background()
+	low := &fakeSession{full: jid.MustParse("bob@x/low"), available: true}
+	high := &fakeSession{full: jid.MustParse("bob@x/high"), available: true, priority: 5}
+	host := &fakeHost{sessions: []module.Session{low, high}}
+	o, store := start(t, Config{OverflowError: OverflowServiceUnavailable}, host)
+	if err := store.CreateAccount(ctx, low.full.Bare(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*fakeSession{low, high} {
+		o.sessionOpened(ctx, s)
+		o.initialPresence(ctx, s)
+	}
+	ev := func(body string) *module.StanzaEvent {
+		return &module.StanzaEvent{User: low.full.Bare(), Stanza: parse(t, "<message xmlns='jabber:client' from='a@x/r' to='bob@x' type='chat'><body>"+body+"</body></message>")}
+	}
+	o.storeMessage(ctx, ev("first"))
+	if len(high.delivered) != 1 || len(low.delivered) != 0 {
+		t.Fatalf("delivered to high %d, low %d; want the highest priority", len(high.delivered), len(low.delivered))
+	}
+	high.refuse = true // ending
+	o.storeMessage(ctx, ev("second"))
+	if len(low.delivered) != 1 || low.delivered[0].ChildText("body", stanza.NSClient) != "second" {
+		t.Fatalf("the next session did not get it: %v", low.delivered)
+	}
+	if n, _ := store.(storage.OfflineStore).OfflineCount(ctx, low.full.Bare()); n != 0 {
+		t.Fatalf("%d left stored while a session could take them", n)
+	}
+}
+
+// TestSessionClosedReroutesHeld: what a gate still holds when its session
+// ends is routed again to the bare JID.
+func TestSessionClosedReroutesHeld(t *testing.T) {
+	ctx := context.Background()
+	bob := &fakeSession{full: jid.MustParse("bob@x/r"), available: true}
+	host := &fakeHost{sessions: []module.Session{bob}}
+	o, _ := start(t, Config{OverflowError: OverflowServiceUnavailable}, host)
+	o.sessionOpened(ctx, bob)
+	m := parse(t, "<message xmlns='jabber:client' from='a@x/r' to='bob@x/r' type='chat'><body>held</body></message>").El
+	if o.outgoing(bob, m) != module.Stop {
+		t.Fatal("not held before the drain")
+	}
+	o.sessionClosed(ctx, bob)
+	if len(host.routed) != 1 || host.routed[0].To != bob.full.Bare() || host.rerouted[0].IsZero() {
+		t.Fatalf("routed again: %v", host.routed)
+	}
+	o.sessionClosed(ctx, bob) // nothing twice
+	if len(host.routed) != 1 {
+		t.Fatalf("routed twice: %v", host.routed)
+	}
+}

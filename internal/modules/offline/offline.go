@@ -11,6 +11,7 @@
 package offline
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -145,6 +147,7 @@ func (o *Offline) Start(ctx context.Context, env *module.Env) error {
 	// that became eligible stays closed until it has run.
 	env.Hooks.UserSend.Add(env.Owner, 1000, o.presenceChange)
 	env.Hooks.SessionOpened.Add(env.Owner, 0, o.sessionOpened)
+	env.Hooks.SessionClosed.Add(env.Owner, 0, o.sessionClosed)
 	// After CSI's (1000), which holds back what can wait for an
 	// inactive client and lets messages with a body through.
 	env.Hooks.Outgoing.Add(env.Owner, 500, o.outgoing)
@@ -209,12 +212,15 @@ func (o *Offline) storeMessage(ctx context.Context, ev *module.StanzaEvent) modu
 // deliverLate delivers what is stored to a session whose gate is open,
 // after the drain that opened it.
 func (o *Offline) deliverLate(ctx context.Context, user jid.JID, sessions []module.Session) {
+	// RFC 6121 §8.5.2.1.1: the most available resource first; one that
+	// is ending refuses, and the next one gets them.
+	sessions = slices.Clone(sessions)
+	slices.SortStableFunc(sessions, func(a, b module.Session) int { return cmp.Compare(b.Priority(), a.Priority()) })
 	mu := o.lock(user)
 	mu.Lock()
 	defer mu.Unlock()
 	for _, s := range sessions {
-		if g := gateOf(s); g != nil && g.open.Load() && eligible(s) {
-			o.deliver(ctx, s, g)
+		if g := gateOf(s); g != nil && g.open.Load() && eligible(s) && o.deliver(ctx, s, g) {
 			return
 		}
 	}
@@ -291,18 +297,20 @@ func (o *Offline) drain(ctx context.Context, s module.Session) {
 
 // deliver claims the user's stored messages, hands them to the session
 // in order with a <delay/> (XEP-0203 §2, XEP-0160 §2) and deletes them.
-// The caller holds the user's lock.
-func (o *Offline) deliver(ctx context.Context, s module.Session, g *gate) {
+// It reports false when the session refused them (it is ending: they
+// stay stored) or they could not be read. The caller holds the user's
+// lock.
+func (o *Offline) deliver(ctx context.Context, s module.Session, g *gate) bool {
 	user := s.JID().Bare()
 	defer g.through.Store(nil)
 	claim := o.claimPrefix + strconv.FormatUint(o.claimSeq.Add(1), 36)
 	msgs, err := o.store.ClaimOffline(ctx, user, claim, time.Now().Add(-staleClaim))
 	if err != nil {
 		o.log.Error("claiming offline messages", "user", user.String(), "error", err)
-		return
+		return false
 	}
 	if len(msgs) == 0 {
-		return
+		return true
 	}
 	from := user.Domainpart()
 	for i, m := range msgs {
@@ -324,7 +332,7 @@ func (o *Offline) deliver(ctx context.Context, s module.Session, g *gate) {
 			if err := o.store.ReleaseOffline(ctx, user, claim); err != nil {
 				o.log.Error("releasing offline messages", "user", user.String(), "error", err)
 			}
-			return
+			return false
 		}
 	}
 	if _, err := o.store.DeleteClaimedOffline(ctx, user, claim); err != nil {
@@ -332,6 +340,7 @@ func (o *Offline) deliver(ctx context.Context, s module.Session, g *gate) {
 		// (the claim goes stale, or is released at the next start).
 		o.log.Error("deleting delivered offline messages", "user", user.String(), "error", err)
 	}
+	return true
 }
 
 // Verdict is what becomes of a message that found no available resource.
