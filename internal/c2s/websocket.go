@@ -220,6 +220,9 @@ func (t *wsTransport) write(data []byte, ends []int, deadline time.Time) error {
 		}
 		start = end
 	}
+	// As for TCP (tcpTransport.write): no write deadline left on the TLS
+	// connection for crypto/tls's own writes from inside Read.
+	t.conn.UnderlyingConn().SetWriteDeadline(time.Time{})
 	return nil
 }
 
