@@ -59,26 +59,22 @@ func (h *Hist) Record(key int, v int64) {
 }
 
 // Snapshot returns a merged copy of everything recorded.
-func (h *Hist) Snapshot() *hdr.Histogram {
-	out := NewHDR(h.sigfigs)
-	for i := range h.shard {
-		s := &h.shard[i]
-		s.mu.Lock()
-		out.Merge(s.h)
-		s.mu.Unlock()
-	}
-	return out
-}
+func (h *Hist) Snapshot() *hdr.Histogram { return h.merge(false) }
 
 // Take returns what was recorded since the last Take and empties h: the
 // histogram of one interval.
-func (h *Hist) Take() *hdr.Histogram {
+func (h *Hist) Take() *hdr.Histogram { return h.merge(true) }
+
+// merge merges the shards, emptying them with reset.
+func (h *Hist) merge(reset bool) *hdr.Histogram {
 	out := NewHDR(h.sigfigs)
 	for i := range h.shard {
 		s := &h.shard[i]
 		s.mu.Lock()
 		out.Merge(s.h)
-		s.h.Reset()
+		if reset {
+			s.h.Reset()
+		}
 		s.mu.Unlock()
 	}
 	return out
