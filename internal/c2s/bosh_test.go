@@ -235,6 +235,14 @@ func TestBOSHRequestOrder(t *testing.T) {
 			ids = append(ids, iq.Attr("id"))
 		}
 	}
+	if len(ids) < 2 {
+		// When both were accepted at once (the second had arrived first),
+		// the first went back empty at once (hold='1'): the results came
+		// after it, and the last one waits for the next request (§11).
+		for iq := range c.post(c.request("", "")).Elements() {
+			ids = append(ids, iq.Attr("id"))
+		}
+	}
 	if strings.Join(ids, ",") != "p1,p2" {
 		t.Fatalf("results in order %v, want p1,p2", ids)
 	}
