@@ -49,8 +49,15 @@ func TestExpectFailureMessage(t *testing.T) {
 	bob := connectShort(t, fs, fs.addUser("bob"), Options{Name: "bob", Timeout: 100 * time.Millisecond})
 	alice.Send(Chat(bob, "one"))
 	alice.Send(Message("", bob, "two & <three>"))
-	bob.Expect(IsChat("one"))
+	// bob's 100 ms timeout is for the failures below; what does come is
+	// waited for with a ceiling of its own.
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+	defer cancel()
+	if _, err := bob.WaitFor(ctx, IsChat("one")); err != nil {
+		t.Fatal(err)
+	}
 	alice.Send(Chat(bob, "one"))
+	waitQueued(t, bob, 2)
 
 	ftb := &fakeTB{}
 	bob.t = ftb
@@ -92,6 +99,7 @@ func TestExpectFailureMessage(t *testing.T) {
 	// Collect and ExpectNothing fail through the same path.
 	bob.Collect(1)
 	alice.Send(Chat(bob, "surprise"))
+	waitQueued(t, bob, 1)
 	bob.ExpectNothing(time.Second)
 	f = ftb.failures()
 	if len(f) != 4 || !strings.Contains(f[2], "expected 1 elements within 100ms (waiting from +") ||
@@ -240,6 +248,19 @@ func TestNewAccount(t *testing.T) {
 // connectShort connects a client whose expectations time out quickly,
 // giving the connection itself the default time: a loaded machine may
 // take longer than opts.Timeout for the TLS and SCRAM exchanges.
+// waitQueued waits until c has n elements queued, for a client whose
+// own timeout is too short for what it waits for.
+func waitQueued(t *testing.T, c *Client, n int) {
+	t.Helper()
+	deadline := time.Now().Add(DefaultTimeout)
+	for len(c.Pending()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d queued, want %d", len(c.Pending()), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func connectShort(t *testing.T, srv Server, acct Account, opts Options) *Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)

@@ -389,7 +389,7 @@ func TestNoArguments(t *testing.T) {
 	}
 	// How to add a user, for the binary installed as meerkat (this test
 	// binary is in a go-build directory, as with go run).
-	if _, err := p.log.waitLine(`msg="add a user with: go run ./cmd/meerkat user add alice@localhost"`, time.Second); err != nil {
+	if _, err := p.log.waitLine(`msg="add a user with: go run ./cmd/meerkat user add alice@localhost"`, 30*time.Second); err != nil {
 		t.Errorf("%v\n%s", err, p.log)
 	}
 	for _, f := range []string{"meerkat.db", "tls/cert.pem", "tls/key.pem", "admin.addr", "admin.token"} {
@@ -461,7 +461,7 @@ tls_addr = ""
 			t.Errorf("%s=%s", key, v)
 		}
 	}
-	if _, err := log.waitLine(`msg="add a user with: go run ./cmd/meerkat user add --config `+file+` alice@chat.example.test"`, time.Second); err != nil {
+	if _, err := log.waitLine(`msg="add a user with: go run ./cmd/meerkat user add --config `+file+` alice@chat.example.test"`, 30*time.Second); err != nil {
 		t.Errorf("%v\n%s", err, log)
 	}
 	if code, out, errOut := meerkat(t, "", "user", "add", "--config", file, "carl@chat.example.test", "pw"); code != 0 || out != "created carl@chat.example.test\n" {

@@ -179,6 +179,9 @@ func (s *Session) bind(ctx context.Context, st *stanza.Stanza) error {
 	s.mu.Lock()
 	replaced, err := s.srv.router.Register(s)
 	if err == nil {
+		// Under mu: a Close from another goroutine (a shutdown) must
+		// see that the session is in the router, to take it out.
+		s.bound = true
 		s.appendLocked(result)
 		s.startFlushLocked()
 	}
@@ -198,7 +201,6 @@ func (s *Session) bind(ctx context.Context, st *stanza.Stanza) error {
 	if replaced != nil {
 		replaced.Close(stanza.NewStreamError(stanza.StreamConflict, "replaced by a new session"))
 	}
-	s.bound = true
 	for _, h := range s.srv.hooks.SessionOpened.Hooks() {
 		h.Fn(ctx, s)
 	}

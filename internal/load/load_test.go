@@ -22,6 +22,8 @@ func TestRegistry(t *testing.T) {
 		t.Fatal("found an unknown scenario")
 	}
 	Register(Scenario{Name: "test-extra", Doc: "x", New: func(*Run) Behaviour { return Nop{} }})
+	// Unregistered at the end, so that the test can run again (-count).
+	t.Cleanup(func() { registryMu.Lock(); delete(registry, "test-extra"); registryMu.Unlock() })
 	if _, ok := Lookup("test-extra"); !ok {
 		t.Fatal("a registered scenario is not found")
 	}

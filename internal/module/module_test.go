@@ -124,6 +124,8 @@ func TestDecodeConfig(t *testing.T) {
 
 func TestRegistry(t *testing.T) {
 	Register(Factory{Name: "registry-test"})
+	// Unregistered at the end, so that the test can run again (-count).
+	t.Cleanup(func() { registryMu.Lock(); delete(registry, "registry-test"); registryMu.Unlock() })
 	if _, ok := Lookup("registry-test"); !ok {
 		t.Fatal("not registered")
 	}

@@ -124,6 +124,7 @@ func TestStoryOfflineStoreAndDeliver(t *testing.T) {
 		}
 		expectDelayed(t, bob1, domain, "four", before, after)
 		bob1.ExpectNothing(200*time.Millisecond, story.IsMessage())
+		flush(t, bob1) // the delivery, deletion included, ran before the ping
 		if n := offlineCount(t, srv, bob); n != 0 {
 			t.Errorf("%d messages left after delivery", n)
 		}
@@ -222,6 +223,7 @@ func TestStoryOfflineNegativePriority(t *testing.T) {
 		b.Expect(story.IsChat("before"), story.HasChild("delay", nsDelay))
 		b.Expect(story.IsChat("during"), story.HasChild("delay", nsDelay))
 		b.ExpectNothing(100*time.Millisecond, story.IsMessage())
+		flush(t, b) // the delivery, deletion included, ran before the ping
 		if n := offlineCount(t, srv, bob); n != 0 {
 			t.Errorf("%d left", n)
 		}
