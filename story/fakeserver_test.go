@@ -52,6 +52,7 @@ type fakeServer struct {
 	onElement func(sc *fakeConn, el *xmlstream.Element) bool
 
 	mu       sync.Mutex
+	gone     *sync.Cond        // on mu: broadcast when a connection's goroutine ends
 	conns    map[net.Conn]bool // every accepted connection, to close them
 	users    map[string]string // localpart → password
 	sessions map[jid.JID]*fakeConn
@@ -71,6 +72,7 @@ func newFakeServer(t testing.TB) *fakeServer {
 		conns:    map[net.Conn]bool{},
 		sessions: map[jid.JID]*fakeConn{},
 	}
+	fs.gone = sync.NewCond(&fs.mu)
 	var err error
 	if fs.tcp, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -108,6 +110,26 @@ func (fs *fakeServer) close() {
 	}
 	fs.mu.Unlock()
 	fs.wg.Wait()
+}
+
+// openConns waits until the server has let go of every connection, for d
+// at most (a client's Close returns when the server's closing tag came,
+// before the server's goroutine for it ends), and returns how many are
+// left.
+func (fs *fakeServer) openConns(d time.Duration) int {
+	stop := time.AfterFunc(d, func() {
+		fs.mu.Lock()
+		fs.gone.Broadcast()
+		fs.mu.Unlock()
+	})
+	defer stop.Stop()
+	deadline := time.Now().Add(d)
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for len(fs.conns) > 0 && time.Now().Before(deadline) {
+		fs.gone.Wait()
+	}
+	return len(fs.conns)
 }
 
 // events returns what the server logged.
@@ -291,6 +313,7 @@ func (sc *fakeConn) serve() {
 		sc.conn.Close()
 		fs.mu.Lock()
 		delete(fs.conns, sc.raw)
+		fs.gone.Broadcast()
 		fs.mu.Unlock()
 		if !sc.jid.IsZero() {
 			fs.mu.Lock()

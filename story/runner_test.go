@@ -210,13 +210,13 @@ func TestRunAgainstFakeServer(t *testing.T) {
 		t.Errorf("clients %v", names)
 	}
 	// The cleanup closed the sessions and removed the users.
+	if n := fs.openConns(10 * time.Second); n != 0 {
+		t.Errorf("%d connections left open", n)
+	}
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if len(fs.users) != 0 {
 		t.Errorf("users left: %v", fs.users)
-	}
-	if n := len(fs.conns); n != 0 {
-		t.Errorf("%d connections left open", n)
 	}
 }
 
