@@ -195,7 +195,7 @@ func TestStorySMResumeTimeout(t *testing.T) {
 		c.C2S.SMResumeTimeout = config.Duration{Duration: 300 * time.Millisecond}
 		c.C2S.SMAckEvery = 1000 // no acks: everything stays unacknowledged
 	})
-	closed := closedHook(srv)
+	closed := srv.WatchEnded()
 	for _, tr := range smStreamTransports {
 		t.Run(string(tr), func(t *testing.T) {
 			t.Parallel()
@@ -209,7 +209,7 @@ func TestStorySMResumeTimeout(t *testing.T) {
 			alice.Send(story.Chat(bob.JID(), "while away"))
 			alice.IQ(story.Ping(nil)) // routed by now, well before the timeout
 			routed := time.Now()
-			closed.wait(t, bob.JID(), 1)
+			closed.Wait(t, bob.JID(), 1)
 			_, err := story.Connect(context.Background(), t, srv, bobAcct, story.Options{Transport: tr, ResumeFrom: bob})
 			var re *story.ResumeError
 			if !errors.As(err, &re) || re.Failed.Child("item-not-found", stanza.NSStanzaErrors) == nil {
@@ -349,7 +349,7 @@ func TestStorySMLossUnderCuts(t *testing.T) {
 		c.C2S.SMMaxUnacked = 50000 // overflows have their own story
 		c.C2S.SMAckEvery = 50
 	}, servertest.Modules("[modules.offline]\nmax_messages = 20000\nmax_bytes = 50000000"))
-	closed := closedHook(srv)
+	closed := srv.WatchEnded()
 	alice := story.MustConnect(t, srv, smAccount(t, srv, "alice"), story.Options{})
 	bobAcct := smAccount(t, srv, "bob")
 
@@ -518,7 +518,7 @@ func TestStorySMLossUnderCuts(t *testing.T) {
 		case short:
 			// Past the resumption timeout the session ends and its
 			// unacknowledged messages go to offline storage.
-			closed.wait(t, bob.JID(), timeouts+replaced+1)
+			closed.Wait(t, bob.JID(), timeouts+replaced+1)
 			timeouts++
 			resumeFails(bob)
 			bob, short = login()
@@ -528,7 +528,7 @@ func TestStorySMLossUnderCuts(t *testing.T) {
 			// the new one or to offline storage.
 			prev := bob
 			bob, short = login()
-			closed.wait(t, prev.JID(), timeouts+replaced+1)
+			closed.Wait(t, prev.JID(), timeouts+replaced+1)
 			replaced++
 			resumeFails(prev)
 		}
@@ -560,7 +560,7 @@ func TestStorySMLossUnderCuts(t *testing.T) {
 	if cuts != resumes+timeouts+replaced {
 		t.Errorf("%d cuts, but %d resumptions, %d timeouts and %d replaced sessions", cuts, resumes, timeouts, replaced)
 	}
-	if n := closed.count(bob.JID()); n != timeouts+replaced {
+	if n := closed.Count(bob.JID()); n != timeouts+replaced {
 		t.Errorf("%d sessions ended, for %d timeouts and %d replaced sessions", n, timeouts, replaced)
 	}
 	if cuts < total/(2*maxBatch) || resumes == 0 || timeouts == 0 {

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/meerkat-xmpp/meerkat/internal/config"
-	"github.com/meerkat-xmpp/meerkat/internal/module"
 	"github.com/meerkat-xmpp/meerkat/internal/servertest"
 	"github.com/meerkat-xmpp/meerkat/jid"
 	"github.com/meerkat-xmpp/meerkat/stanza"
@@ -79,56 +77,9 @@ func rawEnable(t *testing.T, r *story.Raw, attrs string) *xmlstream.Element {
 	return el
 }
 
-// endedSessions counts the sessions that ended, by full JID, as the
-// SessionClosed hook sees them: after their unacknowledged stanzas were
-// rerouted. Parallel subtests share one.
-type endedSessions struct {
-	mu      sync.Mutex
-	n       map[jid.JID]int
-	changed chan struct{}
-}
-
-func closedHook(srv *servertest.Server) *endedSessions {
-	e := &endedSessions{n: map[jid.JID]int{}, changed: make(chan struct{})}
-	srv.Hooks().SessionClosed.Add("test", 0, func(_ context.Context, s module.Session) {
-		e.mu.Lock()
-		e.n[s.JID()]++
-		close(e.changed)
-		e.changed = make(chan struct{})
-		e.mu.Unlock()
-	})
-	return e
-}
-
-// count is how many sessions of who ended.
-func (e *endedSessions) count(who jid.JID) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.n[who]
-}
-
-// wait waits until n sessions of who have ended.
-func (e *endedSessions) wait(t testing.TB, who jid.JID, n int) {
+func waitClosed(t *testing.T, closed *servertest.Ended, who jid.JID) {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		e.mu.Lock()
-		got, ch := e.n[who], e.changed
-		e.mu.Unlock()
-		if got >= n {
-			return
-		}
-		select {
-		case <-ch:
-		case <-timeout:
-			t.Fatalf("%d session(s) of %s ended, not %d", got, who, n)
-		}
-	}
-}
-
-func waitClosed(t *testing.T, closed *endedSessions, who jid.JID) {
-	t.Helper()
-	closed.wait(t, who, 1)
+	closed.Wait(t, who, 1)
 }
 
 const (
@@ -348,7 +299,7 @@ func TestStorySMMax(t *testing.T) {
 	short := servertest.Start(t, func(c *config.Config) {
 		c.C2S.SMResumeTimeout = config.Duration{Duration: 300 * time.Millisecond}
 	})
-	closed := closedHook(srv)
+	closed := srv.WatchEnded()
 	enabled := func(id, max string) string {
 		return fmt.Sprintf("<enabled xmlns='urn:xmpp:sm:3' id='%s' resume='true' max='%s'/>", id, max)
 	}
@@ -393,7 +344,7 @@ func TestStorySMFailedH(t *testing.T) {
 	srv := servertest.Start(t, func(c *config.Config) {
 		c.C2S.SMResumeTimeout = config.Duration{Duration: 200 * time.Millisecond}
 	})
-	closed := closedHook(srv)
+	closed := srv.WatchEnded()
 	failed := func(h string) string {
 		if h != "" {
 			h = " h='" + h + "'"
@@ -460,7 +411,7 @@ func TestStorySMUnackedKinds(t *testing.T) {
 		c.C2S.SMAckEvery = 1000 // nothing is acknowledged
 		c.C2S.SMAckInterval = config.Duration{Duration: time.Hour}
 	})
-	closed := closedHook(srv)
+	closed := srv.WatchEnded()
 	for _, tr := range smStreamTransports {
 		t.Run(string(tr), func(t *testing.T) {
 			t.Parallel()
@@ -492,7 +443,7 @@ func TestStorySMUnackedKinds(t *testing.T) {
 			got["iq"] = phone.Expect(story.IsIQ("get"))
 			after := time.Now()
 			phone.Cut() // no resumption: the session ends at once
-			closed.wait(t, phone.JID(), 1)
+			closed.Wait(t, phone.JID(), 1)
 
 			// The laptop: chat and normal, stamped; the phone's
 			// unavailable presence; the marker.

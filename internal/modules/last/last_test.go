@@ -110,27 +110,6 @@ func putContact(t *testing.T, srv *servertest.Server, user, contact jid.JID, sub
 	}
 }
 
-// eventually repeats a query until it is answered with a result that
-// satisfies ok: the logout is recorded when the server has processed the
-// end of the session, a little after the client has seen its stream
-// closed (in between, the answer may be item-not-found).
-func eventually(t *testing.T, c *story.Client, to story.Addr, ok func(n int, text string) bool) (int, string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		res := c.IQ(lastQuery(to))
-		if story.Check(res, story.IsIQ("result")) == nil {
-			if n, text := answer(t, res); ok(n, text) {
-				return n, text
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("last answer: %s", res)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestStoryLastContact: a contact with a subscription to the user's
 // presence ('from' or 'both' in the user's roster) may ask (§3): 0 while
 // the user has a session, then the seconds since the last session ended
@@ -139,6 +118,7 @@ func eventually(t *testing.T, c *story.Client, to story.Addr, ok func(n int, tex
 func TestStoryLastContact(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t)
+	ended := srv.WatchEnded()
 	story.Run(t, srv, story.Users{"alice": 2, "bob": 1, "carol": 1, "dave": 1}, func(alice1, alice2, bob, carol, dave *story.Client) {
 		alice := alice1.Bare()
 		putContact(t, srv, alice, bob.Bare(), storage.SubFrom)
@@ -165,7 +145,7 @@ func TestStoryLastContact(t *testing.T) {
 		// One of two sessions ends: still online.
 		alice1.Send(story.Presence("unavailable").AddChild(xmlstream.NewElement("status", stanza.NSClient).AddText("first out")))
 		alice1.Close()
-		time.Sleep(100 * time.Millisecond)
+		ended.Wait(t, alice1.JID(), 1)
 		if n, text := answer(t, bob.IQ(lastQuery(alice))); n != 0 || text != "" {
 			t.Errorf("with a session left: %d %q", n, text)
 		}
@@ -173,8 +153,11 @@ func TestStoryLastContact(t *testing.T) {
 		// The last one ends with a status.
 		alice2.Send(story.Presence("unavailable").AddChild(xmlstream.NewElement("status", stanza.NSClient).AddText("Heading Home")))
 		alice2.Close()
-		eventually(t, bob, alice, func(_ int, text string) bool { return text == "Heading Home" })
-		time.Sleep(1100 * time.Millisecond)
+		ended.Wait(t, alice2.JID(), 1)
+		if n, text := answer(t, bob.IQ(lastQuery(alice))); n > 1 || text != "Heading Home" {
+			t.Errorf("just after logout: %d %q", n, text)
+		}
+		time.Sleep(1100 * time.Millisecond) // not a wait for an event: the answer counts whole seconds
 		if n, text := answer(t, dave.IQ(lastQuery(alice))); n < 1 || n > 10 || text != "Heading Home" {
 			t.Errorf("after logout: %d %q", n, text)
 		}
@@ -186,16 +169,7 @@ func TestStoryLastContact(t *testing.T) {
 			t.Errorf("online again: %d", n)
 		}
 		again.Close()
-		// Online and offline without status answer alike: wait for the
-		// record to change.
-		ps := srv.Store().(storage.ProfileStore)
-		deadline := time.Now().Add(5 * time.Second)
-		for l, _ := ps.LastActivity(context.Background(), alice); l.Status != ""; l, _ = ps.LastActivity(context.Background(), alice) {
-			if time.Now().After(deadline) {
-				t.Fatalf("second logout not recorded: %+v", l)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		ended.Wait(t, again.JID(), 1)
 		if n, text := answer(t, bob.IQ(lastQuery(alice))); n > 1 || text != "" {
 			t.Errorf("after the second logout: %d %q", n, text)
 		}
