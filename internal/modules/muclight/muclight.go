@@ -124,13 +124,12 @@ type Store = storage.MUCLightStore
 
 // MUCLight is the module.
 type MUCLight struct {
-	cfg    Config
-	rules  Rules
-	store  Store
-	roster bool // rooms_in_rosters
-	host   module.Host
-	hooks  *module.Hooks
-	log    *slog.Logger
+	cfg   Config
+	rules Rules
+	store Store
+	host  module.Host
+	hooks *module.Hooks
+	log   *slog.Logger
 
 	services map[string]bool // the service domains registered
 	cache    *cache
@@ -159,7 +158,6 @@ func (m *MUCLight) Start(ctx context.Context, env *module.Env) error {
 		return fmt.Errorf("muclight: the storage backend %T does not store MUC Light rooms", env.Store)
 	}
 	m.store, m.host, m.hooks, m.log = st, env.Host, env.Hooks, env.Logger
-	m.roster = m.cfg.RoomsInRosters
 	m.seed = maphash.MakeSeed()
 	m.cache = newCache(m.cfg.CacheSize)
 	m.services = map[string]bool{}
@@ -184,7 +182,7 @@ func (m *MUCLight) Start(ctx context.Context, env *module.Env) error {
 	// The account's memberships end with it, with the notifications a
 	// leave makes, while its data is still there.
 	env.Hooks.UserRemoving.Add(env.Owner, 0, m.userRemoving)
-	if m.roster {
+	if m.cfg.RoomsInRosters {
 		// The rooms' items of a roster get carry the room's version
 		// (muclight.md "Roster integration").
 		env.Hooks.RosterItem.Add(env.Owner, 0, m.rosterItem)
@@ -196,7 +194,7 @@ func (m *MUCLight) Start(ctx context.Context, env *module.Env) error {
 // the rooms' items are written by the roster module (Hooks.RosterChange),
 // which must be running.
 func (m *MUCLight) CheckDependencies(env *module.Env) error {
-	if !m.roster {
+	if !m.cfg.RoomsInRosters {
 		return nil
 	}
 	if _, ok := env.Hooks.RosterChange.Get(); !ok {
@@ -310,6 +308,12 @@ func (m *MUCLight) peek(ctx context.Context, j jid.JID) (*room, error) {
 		}
 		return m.loadFresh(ctx, j)
 	}
+	return m.read(ctx, j)
+}
+
+// read reads a room from storage, leaving the cache alone; nil when it
+// does not exist.
+func (m *MUCLight) read(ctx context.Context, j jid.JID) (*room, error) {
 	sr, err := m.store.MUCLightRoom(ctx, j)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
@@ -323,15 +327,14 @@ func (m *MUCLight) peek(ctx context.Context, j jid.JID) (*room, error) {
 // loadFresh reads a room from storage and refreshes the cache; the
 // caller holds the room's lock. Changes start from the stored state.
 func (m *MUCLight) loadFresh(ctx context.Context, j jid.JID) (*room, error) {
-	sr, err := m.store.MUCLightRoom(ctx, j)
-	if errors.Is(err, storage.ErrNotFound) {
+	r, err := m.read(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
 		m.cache.drop(j)
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("muclight: load %s: %w", j, err)
-	}
-	r := newRoom(sr)
 	m.cache.put(j, r)
 	return r, nil
 }

@@ -35,7 +35,7 @@ func (m *MUCLight) rosterRemove(ctx context.Context, user, roomJID jid.JID) {
 }
 
 func (m *MUCLight) rosterChange(ctx context.Context, ch module.RosterChange) {
-	if !m.roster || !m.host.IsLocal(ch.User.Domain()) {
+	if !m.cfg.RoomsInRosters || !m.host.IsLocal(ch.User.Domain()) {
 		return
 	}
 	change, ok := m.hooks.RosterChange.Get()
