@@ -49,11 +49,6 @@ func init() {
 
 var _ storage.MUCLightStore = (*Store)(nil)
 
-type rowQuerier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 func encodeConfig(cfg []storage.MUCLightField) (string, error) {
 	pairs := make([][2]string, len(cfg))
 	for i, f := range cfg {

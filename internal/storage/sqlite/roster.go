@@ -145,12 +145,13 @@ func (s *Store) Roster(ctx context.Context, user jid.JID) ([]storage.RosterItem,
 	return items, version, nil
 }
 
-type rosterQuerier interface {
+// rowQuerier is what *sql.DB and *sql.Tx share for reading.
+type rowQuerier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func queryRosterItems(ctx context.Context, q rosterQuerier, query string, args ...any) ([]storage.RosterItem, error) {
+func queryRosterItems(ctx context.Context, q rowQuerier, query string, args ...any) ([]storage.RosterItem, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -169,7 +170,7 @@ func queryRosterItems(ctx context.Context, q rosterQuerier, query string, args .
 
 // rosterVersion returns the user's roster version and floor (0, 0 for a
 // user who never had a roster).
-func rosterVersion(ctx context.Context, q rosterQuerier, user jid.JID) (version, floor int64, err error) {
+func rosterVersion(ctx context.Context, q rowQuerier, user jid.JID) (version, floor int64, err error) {
 	err = q.QueryRowContext(ctx, `SELECT version, floor FROM roster_versions WHERE domain = ? AND username = ?`,
 		user.Domain(), user.Local()).Scan(&version, &floor)
 	if errors.Is(err, sql.ErrNoRows) {
