@@ -225,8 +225,7 @@ func (r *Roster) render(ctx context.Context, user jid.JID, it storage.RosterItem
 // that cached the roster must not keep the old one (RFC 6121 §2.6: the
 // version changes whenever the roster does).
 type fingerprint struct {
-	h   hash.Hash64
-	any bool
+	h hash.Hash64 // nil until something is added
 }
 
 func (f *fingerprint) add(contact jid.JID, extra string) {
@@ -236,7 +235,6 @@ func (f *fingerprint) add(contact jid.JID, extra string) {
 	if f.h == nil {
 		f.h = fnv.New64a()
 	}
-	f.any = true
 	f.h.Write([]byte(contact.String()))
 	f.h.Write([]byte{0})
 	f.h.Write([]byte(extra))
@@ -244,7 +242,7 @@ func (f *fingerprint) add(contact jid.JID, extra string) {
 }
 
 func (f *fingerprint) String() string {
-	if !f.any {
+	if f.h == nil {
 		return ""
 	}
 	return fmt.Sprintf("%016x", f.h.Sum64())
