@@ -89,17 +89,23 @@ func (m *MUCLight) serviceInfo(p *xmlstream.Element) (*xmlstream.Element, error)
 	if p.Attr("node") != "" {
 		return nil, stanza.NewError(stanza.ItemNotFound, "")
 	}
-	q := xmlstream.NewElement("query", stanza.NSDiscoInfo)
-	q.AddChild(xmlstream.NewElement("identity", stanza.NSDiscoInfo).SetAttr("category", "conference").SetAttr("type", "text").SetAttr("name", "MUC Light"))
 	features := []string{NS, stanza.NSDiscoInfo, stanza.NSDiscoItems, rsm.NS}
 	if m.cfg.Blocking {
 		features = append(features, NSBlocking)
 	}
+	return discoInfo("MUC Light", features), nil
+}
+
+// discoInfo is a disco#info answer: identity conference/text with the
+// name, and the features sorted.
+func discoInfo(name string, features []string) *xmlstream.Element {
+	q := xmlstream.NewElement("query", stanza.NSDiscoInfo)
+	q.AddChild(xmlstream.NewElement("identity", stanza.NSDiscoInfo).SetAttr("category", "conference").SetAttr("type", "text").SetAttr("name", name))
 	slices.Sort(features)
 	for _, f := range features {
 		q.AddChild(xmlstream.NewElement("feature", stanza.NSDiscoInfo).SetAttr("var", f))
 	}
-	return q, nil
+	return q
 }
 
 // serviceItems lists the rooms of the asking user (muclight.md "Service
@@ -222,19 +228,13 @@ func (m *MUCLight) roomIQ(ctx context.Context, req *request) (*xmlstream.Element
 }
 
 func (m *MUCLight) roomDiscoInfo(r *room) *xmlstream.Element {
-	q := xmlstream.NewElement("query", stanza.NSDiscoInfo)
-	q.AddChild(xmlstream.NewElement("identity", stanza.NSDiscoInfo).SetAttr("category", "conference").SetAttr("type", "text").SetAttr("name", r.field("roomname")))
 	features := []string{NS, stanza.NSDiscoInfo}
 	for _, ns := range []string{NSMAM2, NSMAM1} {
 		if m.hooks.IQHandler(stanza.IQSet, module.TargetRoom, ns) != nil {
 			features = append(features, ns)
 		}
 	}
-	slices.Sort(features)
-	for _, f := range features {
-		q.AddChild(xmlstream.NewElement("feature", stanza.NSDiscoInfo).SetAttr("var", f))
-	}
-	return q
+	return discoInfo(r.field("roomname"), features)
 }
 
 // onlyChildren fails unless every child element of p is one of names in
