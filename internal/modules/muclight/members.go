@@ -136,14 +136,10 @@ func (m *MUCLight) configSet(ctx context.Context, req *request, p *xmlstream.Ele
 		}
 		sr := r.MUCLightRoom
 		sr.Version, sr.Config = nextVersion(r.Version), next
-		if err := m.store.UpdateMUCLightRoom(ctx, sr, r.Version); err != nil {
-			if errors.Is(err, storage.ErrStale) {
-				return err
-			}
-			return fmt.Errorf("muclight: configure %s: %w", r.Room, err)
+		nr, err := m.update(ctx, r, sr, "configure")
+		if err != nil {
+			return err
 		}
-		nr := newRoom(sr)
-		m.cache.put(r.Room, nr)
 		// muclight.md "Configuration": "Every member is notified (before
 		// the IQ result) with <x xmlns='…#configuration'> holding
 		// <prev-version>, <version> and the changed fields".
@@ -221,14 +217,9 @@ func (m *MUCLight) applyAffiliations(ctx context.Context, r *room, requester jid
 	if len(out.Members) == 0 {
 		// muclight.md "Rules": "A room whose member list becomes empty is
 		// destroyed."
-		if err := m.store.DeleteMUCLightRoom(ctx, r.Room, r.Version); err != nil {
-			if errors.Is(err, storage.ErrStale) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("muclight: remove %s: %w", r.Room, err)
+		if err := m.remove(ctx, r, "remove"); err != nil {
+			return nil, err
 		}
-		m.cache.drop(r.Room)
-		m.roomDestroyed(ctx, r.Room)
 		for _, c := range out.Changes {
 			m.notify(ctx, r.Room, id, c.User, xmlstream.NewElement("x", NSAffiliations).AddChild(userElement(NSAffiliations, c.User, None)))
 			m.rosterRemove(ctx, c.User, r.Room)
@@ -237,17 +228,43 @@ func (m *MUCLight) applyAffiliations(ctx context.Context, r *room, requester jid
 	}
 	sr := r.MUCLightRoom
 	sr.Version, sr.Members = nextVersion(r.Version), out.Members
+	nr, err := m.update(ctx, r, sr, "change members of")
+	if err != nil {
+		return nil, err
+	}
+	m.archiveMembership(ctx, nr, id, out.Changes)
+	m.announce(ctx, r, nr, id, out.Changes)
+	return out.Changes, nil
+}
+
+// update stores sr, the next state of r, and caches it; the caller
+// holds the room's lock. ErrStale is returned as is (change retries);
+// other errors name op.
+func (m *MUCLight) update(ctx context.Context, r *room, sr storage.MUCLightRoom, op string) (*room, error) {
 	if err := m.store.UpdateMUCLightRoom(ctx, sr, r.Version); err != nil {
 		if errors.Is(err, storage.ErrStale) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("muclight: change members of %s: %w", r.Room, err)
+		return nil, fmt.Errorf("muclight: %s %s: %w", op, r.Room, err)
 	}
 	nr := newRoom(sr)
 	m.cache.put(r.Room, nr)
-	m.archiveMembership(ctx, nr, id, out.Changes)
-	m.announce(ctx, r, nr, id, out.Changes)
-	return out.Changes, nil
+	return nr, nil
+}
+
+// remove deletes r from storage and the cache and runs the
+// RoomDestroyed hooks; the caller holds the room's lock. ErrStale is
+// returned as is; other errors name op.
+func (m *MUCLight) remove(ctx context.Context, r *room, op string) error {
+	if err := m.store.DeleteMUCLightRoom(ctx, r.Room, r.Version); err != nil {
+		if errors.Is(err, storage.ErrStale) {
+			return err
+		}
+		return fmt.Errorf("muclight: %s %s: %w", op, r.Room, err)
+	}
+	m.cache.drop(r.Room)
+	m.roomDestroyed(ctx, r.Room)
+	return nil
 }
 
 // announce sends the notifications of a membership change (muclight.md
@@ -293,14 +310,9 @@ func (m *MUCLight) destroy(ctx context.Context, req *request) (*xmlstream.Elemen
 		if aff != Owner && !m.cfg.EqualOccupants {
 			return stanza.NewError(stanza.NotAllowed, "only owners destroy the room")
 		}
-		if err := m.store.DeleteMUCLightRoom(ctx, r.Room, r.Version); err != nil {
-			if errors.Is(err, storage.ErrStale) {
-				return err
-			}
-			return fmt.Errorf("muclight: destroy %s: %w", r.Room, err)
+		if err := m.remove(ctx, r, "destroy"); err != nil {
+			return err
 		}
-		m.cache.drop(r.Room)
-		m.roomDestroyed(ctx, r.Room)
 		for _, o := range r.Members {
 			m.notify(ctx, r.Room, req.ID, o.User,
 				xmlstream.NewElement("x", NSAffiliations).AddChild(userElement(NSAffiliations, o.User, None)),
