@@ -77,7 +77,7 @@ func addMembers(parent *xmlstream.Element, ns string, members []storage.MUCLight
 
 // change runs fn on the room's stored state under the room's lock and
 // retries it when another node changed the room in between
-// (storage.ErrStale). fn returns nil when the room is gone.
+// (storage.ErrStale). A room that is gone is item-not-found; fn is not run.
 func (m *MUCLight) change(ctx context.Context, roomJID jid.JID, fn func(r *room) error) error {
 	mu := m.lockOf(roomJID)
 	mu.Lock()
