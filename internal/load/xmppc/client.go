@@ -234,7 +234,7 @@ func (c *Conn) login(ctx context.Context, o Options, tcfg *tls.Config, user, pas
 		return fmt.Errorf("bind: %w", err)
 	}
 	if el.Attr("type") != "result" {
-		return fmt.Errorf("bind: %s", errorCondition(el))
+		return fmt.Errorf("bind: %s", ErrorCondition(el))
 	}
 	if b := el.Child("bind", stanza.NSBind); b != nil {
 		c.JID = b.ChildText("jid", stanza.NSBind)
@@ -367,7 +367,7 @@ func (c *Conn) register(user, pass string) error {
 	if el.Attr("type") == "result" {
 		return nil
 	}
-	if cond := errorCondition(el); cond != "conflict" {
+	if cond := ErrorCondition(el); cond != "conflict" {
 		return fmt.Errorf("register: %s", cond)
 	}
 	return nil
@@ -457,21 +457,14 @@ func (c *Conn) authenticate(mech, user, pass string, keys *KeyCache) error {
 	}
 }
 
-// errorCondition returns the defined condition of a stanza error.
-func errorCondition(el *xmlstream.Element) string {
-	if e := el.Child("error", stanza.NSClient); e != nil {
-		for c := range e.Elements() {
-			if c.NS == stanza.NSStanzaErrors && c.Name != "text" {
-				return c.Name
-			}
-		}
+// ErrorCondition returns the defined condition of a stanza error, for
+// reports.
+func ErrorCondition(el *xmlstream.Element) string {
+	if e, ok := stanza.ParseError(el); ok {
+		return string(e.Condition)
 	}
 	return "error of type " + el.Attr("type")
 }
-
-// ErrorCondition returns the defined condition of a stanza error, for
-// reports.
-func ErrorCondition(el *xmlstream.Element) string { return errorCondition(el) }
 
 func (c *Conn) write(b []byte) error {
 	_, err := c.conn.Write(b)
