@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -381,22 +382,14 @@ func chooseMechanism(feats *xmlstream.Element, forced string) (string, error) {
 			offered = append(offered, strings.TrimSpace(e.Text()))
 		}
 	}
-	has := func(n string) bool {
-		for _, o := range offered {
-			if o == n {
-				return true
-			}
-		}
-		return false
-	}
 	if forced != "" {
-		if !has(forced) {
+		if !slices.Contains(offered, forced) {
 			return "", fmt.Errorf("sasl: %s not offered (offered: %s)", forced, strings.Join(offered, " "))
 		}
 		return forced, nil
 	}
 	for _, m := range []string{"SCRAM-SHA-512", "SCRAM-SHA-256", "SCRAM-SHA-1"} {
-		if has(m) {
+		if slices.Contains(offered, m) {
 			return m, nil
 		}
 	}
