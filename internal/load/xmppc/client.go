@@ -174,7 +174,8 @@ func (c *Conn) newDecoder() {
 
 func (c *Conn) login(ctx context.Context, o Options, tcfg *tls.Config, user, pass string) error {
 	c.newDecoder()
-	feats, err := c.open(o.Domain)
+	to := string(xmlstream.AppendEscapedAttr(nil, o.Domain))
+	feats, err := c.open(to)
 	if err != nil {
 		return err
 	}
@@ -198,7 +199,7 @@ func (c *Conn) login(ctx context.Context, o Options, tcfg *tls.Config, user, pas
 		}
 		c.conn = tc
 		c.newDecoder()
-		if feats, err = c.open(o.Domain); err != nil {
+		if feats, err = c.open(to); err != nil {
 			return err
 		}
 	}
@@ -216,7 +217,7 @@ func (c *Conn) login(ctx context.Context, o Options, tcfg *tls.Config, user, pas
 		return err
 	}
 	c.dec.Parser().Reset()
-	if feats, err = c.open(o.Domain); err != nil {
+	if feats, err = c.open(to); err != nil {
 		return err
 	}
 	if feats.Child("bind", stanza.NSBind) == nil {
@@ -261,7 +262,7 @@ func (c *Conn) login(ctx context.Context, o Options, tcfg *tls.Config, user, pas
 		if err := c.write([]byte("<presence xmlns='jabber:client'/>")); err != nil {
 			return fmt.Errorf("presence: %w", err)
 		}
-		if err := c.write([]byte("<iq xmlns='jabber:client' type='get' id='avail' to='" + domain(o.Domain) + "'><ping xmlns='urn:xmpp:ping'/></iq>")); err != nil {
+		if err := c.write([]byte("<iq xmlns='jabber:client' type='get' id='avail' to='" + to + "'><ping xmlns='urn:xmpp:ping'/></iq>")); err != nil {
 			return fmt.Errorf("presence: %w", err)
 		}
 		for {
@@ -311,16 +312,14 @@ func isStanza(el *xmlstream.Element) bool {
 	return el.Name == "message" || el.Name == "presence" || el.Name == "iq"
 }
 
-func domain(d string) string { return string(xmlstream.AppendEscapedAttr(nil, d)) }
-
-// open sends a stream header (or WebSocket <open/>) and returns the
-// features.
-func (c *Conn) open(domain string) (*xmlstream.Element, error) {
+// open sends a stream header (or WebSocket <open/>) to the domain to,
+// escaped for an attribute, and returns the features.
+func (c *Conn) open(to string) (*xmlstream.Element, error) {
 	var h string
 	if c.ws {
-		h = "<open xmlns='" + nsFraming + "' to='" + domain + "' version='1.0'/>"
+		h = "<open xmlns='" + nsFraming + "' to='" + to + "' version='1.0'/>"
 	} else {
-		h = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + domain + "' version='1.0'>"
+		h = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + to + "' version='1.0'>"
 	}
 	if err := c.write([]byte(h)); err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
