@@ -163,9 +163,13 @@ func runScenario(ctx context.Context, args []string) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	c.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	conns := c.Users // this process's connections
+	if c.To > 0 {
+		conns = c.To - c.From
+	}
 	if n, err := raiseFileLimit(); err != nil {
 		c.Log.Warn("cannot raise the open files limit", "error", err)
-	} else if need := uint64(c.To-c.From) + 100; c.To > 0 && n < need || c.To == 0 && n < uint64(c.Users)+100 {
+	} else if n < uint64(conns)+100 {
 		c.Log.Warn("the open files limit is below the number of connections", "limit", n)
 	}
 	c.Keys = &xmppc.KeyCache{}

@@ -2,9 +2,7 @@ package load_test
 
 import (
 	"context"
-	"crypto/tls"
 	"log/slog"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -145,25 +143,17 @@ func TestLoadRegisterSCRAMSHA1SM(t *testing.T) {
 // The baseline relay, driven by the same scenario: every frame arrives.
 func TestLoadRelay(t *testing.T) {
 	t.Parallel()
-	cert, err := relay.SelfSigned()
+	addr, stop, err := relay.StartLocal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- relay.New(nil).Serve(ctx, ln, &tls.Config{Certificates: []tls.Certificate{cert}}) }()
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Error(err)
 		}
 	}()
 	res, err := load.Execute(context.Background(), load.Config{
-		Scenario: "one-to-one", Transport: xmppc.Relay, Addr: ln.Addr().String(), Users: 20,
+		Scenario: "one-to-one", Transport: xmppc.Relay, Addr: addr, Users: 20,
 		Rate: 20, Duration: time.Second, Drain: 10 * time.Second,
 	})
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/meerkat-xmpp/meerkat/xmlstream"
 )
 
 func TestRegistry(t *testing.T) {
@@ -66,7 +68,7 @@ func TestPacer(t *testing.T) {
 func TestStampRoundTrip(t *testing.T) {
 	before := time.Now().Truncate(time.Microsecond)
 	b := Message("bob@localhost", "chat", "1-1", 50)
-	el, err := parse(b)
+	el, err := xmlstream.Parse(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,11 +79,11 @@ func TestStampRoundTrip(t *testing.T) {
 	if got := len(el.ChildText("body", "jabber:client")); got != 50 {
 		t.Fatalf("body of %d bytes", got)
 	}
-	el, _ = parse([]byte("<message xmlns='jabber:client'><ts xmlns='" + NSStamp + "' us='5'/><delay xmlns='urn:xmpp:delay' stamp='2020-01-01T00:00:00Z'/></message>"))
+	el, _ = xmlstream.Parse([]byte("<message xmlns='jabber:client'><ts xmlns='" + NSStamp + "' us='5'/><delay xmlns='urn:xmpp:delay' stamp='2020-01-01T00:00:00Z'/></message>"))
 	if _, ok, delayed := Stamp(el); !ok || !delayed {
 		t.Fatal("a delayed stanza is not seen as delayed")
 	}
-	el, _ = parse(Presence("bob@localhost", "away <&>"))
+	el, _ = xmlstream.Parse(Presence("bob@localhost", "away <&>"))
 	if _, ok, _ := Stamp(el); !ok || el.ChildText("status", "jabber:client") != "away <&>" {
 		t.Fatalf("presence %s", el)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-
 	"os"
 	"os/exec"
 	"runtime"
@@ -413,7 +412,7 @@ func (r *Run) loginAll(ctx context.Context) {
 }
 
 // login connects u and starts its reader; failures are counted.
-func (r *Run) login(ctx context.Context, u *User) bool {
+func (r *Run) login(ctx context.Context, u *User) {
 	o := r.Cfg.options()
 	o.Source = r.Cfg.source(u.Index)
 	o.RelayID = uint32(u.Index)
@@ -423,7 +422,7 @@ func (r *Run) login(ctx context.Context, u *User) bool {
 			r.Rec.LoginErrors.Add(1)
 			r.count("login", err)
 		}
-		return false
+		return
 	}
 	r.Rec.Record(metrics.HistConnect, u.Index, t.Connect)
 	r.Rec.Record(metrics.HistLogin, u.Index, t.Login)
@@ -440,7 +439,6 @@ func (r *Run) login(ctx context.Context, u *User) bool {
 			r.Fail("connection lost", err)
 		}
 	}()
-	return true
 }
 
 // Reconnect takes u offline at once (its send slots are skipped) and, on

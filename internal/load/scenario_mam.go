@@ -45,6 +45,9 @@ func (s *mam) Act(ctx context.Context, u *User) {
 		return
 	}
 	c := u.Conn()
+	if c == nil { // lost since the pacer looked
+		return
+	}
 	id := c.NextID()
 	q := []byte("<iq xmlns='jabber:client' type='set' id='" + id + "'><query xmlns='" + NSMAM + "' queryid='" + id +
 		"'><set xmlns='http://jabber.org/protocol/rsm'><max>20</max><before/></set></query></iq>")

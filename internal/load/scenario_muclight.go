@@ -10,7 +10,6 @@ import (
 
 	"github.com/meerkat-xmpp/meerkat/internal/load/metrics"
 	"github.com/meerkat-xmpp/meerkat/internal/load/xmppc"
-	"github.com/meerkat-xmpp/meerkat/xmlstream"
 )
 
 // muc-light: this process's users are split into rooms of RoomSize
@@ -39,8 +38,8 @@ type mucLight struct {
 	r *Run
 }
 
-// room returns the room of user u (its position in this process's
-// range, by RoomSize) and its members.
+// room returns the room of the user at position pos of this process's
+// range (by RoomSize) and its members.
 func (s *mucLight) room(pos int) (jid string, members []*User) {
 	users := s.r.Users()
 	n := s.r.Cfg.RoomSize
@@ -97,5 +96,3 @@ func (s *mucLight) Act(_ context.Context, u *User) {
 	jid, members := s.room(u.Index - s.r.Cfg.From)
 	s.r.SendStamped(u, Message(jid, "groupchat", u.NextID(), s.r.Cfg.BodyBytes), len(members))
 }
-
-func (s *mucLight) Receive(*User, *xmlstream.Element) {}

@@ -14,24 +14,16 @@ import (
 func (r *Recorder) Handler(labels map[string]string) http.Handler {
 	reg := prometheus.NewRegistry()
 	c := &r.Counters
-	counter := func(name, help string, v func() int64) {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "meerkat_load_" + name + "_total", Help: help, ConstLabels: labels,
-		}, func() float64 { return float64(v()) }))
-	}
 	gauge := func(name, help string, v func() float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "meerkat_load_" + name, Help: help, ConstLabels: labels,
 		}, v))
 	}
-	counter("logins", "Completed logins (connect, TLS, SASL, bind).", c.Logins.Load)
-	counter("login_errors", "Failed logins.", c.LoginErrors.Load)
-	counter("sent", "Stamped stanzas sent.", c.Sent.Load)
-	counter("received", "Stamped stanzas received live (TTD recorded).", c.Received.Load)
-	counter("delayed", "Stamped stanzas received with <delay/>.", c.Delayed.Load)
-	counter("errors", "Stanza errors, stream errors, lost connections, failed writes.", c.Errors.Load)
-	counter("timeouts", "Stanzas never received, IQs never answered.", c.Timeouts.Load)
-	counter("iqs", "IQ round trips completed.", c.IQs.Load)
+	for _, n := range c.named() {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "meerkat_load_" + n.name + "_total", Help: n.help, ConstLabels: labels,
+		}, func() float64 { return float64(n.v.Load()) }))
+	}
 	gauge("sessions_online", "Sessions online now.", func() float64 { return float64(c.Connected.Load()) })
 	last := func(f func(Sample) int64) func() float64 {
 		return func() float64 {

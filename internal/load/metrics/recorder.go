@@ -20,6 +20,27 @@ type Counters struct {
 	IQs         atomic.Int64 // IQ round trips completed
 }
 
+// namedCounter is a counter with its name in Result.Counters (and, as
+// meerkat_load_<name>_total, in the Prometheus handler) and its help.
+type namedCounter struct {
+	name, help string
+	v          *atomic.Int64
+}
+
+// named lists the counters that only grow.
+func (c *Counters) named() []namedCounter {
+	return []namedCounter{
+		{"logins", "Completed logins (connect, TLS, SASL, bind).", &c.Logins},
+		{"login_errors", "Failed logins.", &c.LoginErrors},
+		{"sent", "Stamped stanzas sent.", &c.Sent},
+		{"received", "Stamped stanzas received live (TTD recorded).", &c.Received},
+		{"delayed", "Stamped stanzas received with <delay/>.", &c.Delayed},
+		{"errors", "Stanza errors, stream errors, lost connections, failed writes.", &c.Errors},
+		{"timeouts", "Stanzas never received, IQs never answered.", &c.Timeouts},
+		{"iqs", "IQ round trips completed.", &c.IQs},
+	}
+}
+
 // Names of the histograms in a Result.
 const (
 	HistTTD     = "ttd_us"      // time to deliver: send stamp to receive

@@ -63,16 +63,11 @@ type Milestone struct {
 	BaseRSS  int64 `json:"base_rss_bytes"` // before the first connection
 }
 
-// Counter names in Result.Counters.
-var CounterNames = []string{"logins", "login_errors", "sent", "received", "delayed", "errors", "timeouts", "iqs"}
-
 // Snapshot fills the counters and histograms of res from r.
 func (r *Recorder) Snapshot(res *Result) error {
-	c := &r.Counters
-	res.Counters = map[string]int64{
-		"logins": c.Logins.Load(), "login_errors": c.LoginErrors.Load(),
-		"sent": c.Sent.Load(), "received": c.Received.Load(), "delayed": c.Delayed.Load(),
-		"errors": c.Errors.Load(), "timeouts": c.Timeouts.Load(), "iqs": c.IQs.Load(),
+	res.Counters = map[string]int64{}
+	for _, n := range r.Counters.named() {
+		res.Counters[n.name] = n.v.Load()
 	}
 	res.Histograms = map[string]string{}
 	for _, n := range HistNames {

@@ -173,3 +173,21 @@ func SelfSigned() (tls.Certificate, error) {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
+
+// StartLocal serves a relay with a fresh self-signed certificate on a
+// loopback port (as the tests need it) and returns its address and a
+// stop function, which ends Serve and returns its error.
+func StartLocal() (addr string, stop func() error, err error) {
+	cert, err := SelfSigned()
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("relay: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- New(nil).Serve(ctx, ln, &tls.Config{Certificates: []tls.Certificate{cert}}) }()
+	return ln.Addr().String(), func() error { cancel(); return <-done }, nil
+}

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"io"
@@ -48,19 +47,12 @@ func read(t *testing.T, c net.Conn) string {
 }
 
 func TestRelayForwards(t *testing.T) {
-	cert, err := SelfSigned()
+	addr, stop, err := StartLocal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- New(nil).Serve(ctx, ln, &tls.Config{Certificates: []tls.Certificate{cert}}) }()
-	a := dial(t, ln.Addr().String(), 1)
-	b := dial(t, ln.Addr().String(), 2)
+	a := dial(t, addr, 1)
+	b := dial(t, addr, 2)
 	// To nobody: dropped; then to b, and back to a.
 	if _, err := a.Write(append(frame(99, "lost"), frame(2, "hello b")...)); err != nil {
 		t.Fatal(err)
@@ -74,8 +66,7 @@ func TestRelayForwards(t *testing.T) {
 	if got := read(t, a); got != "hello a" {
 		t.Fatalf("a got %q", got)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	// Serve closed the connections.

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"image/color"
 	"os"
@@ -61,9 +62,10 @@ func Plot(path string, results ...*metrics.Result) error {
 				rate = append(rate, plotter.XY{X: x, Y: float64(s.Received)})
 			}
 		}
-		name := res.Label
-		if name == "" {
-			name = res.Target
+		name := cmp.Or(res.Label, res.Target)
+		top := name // sessions online, without TTD
+		if hasTTD {
+			top = name + " p99"
 		}
 		color := plotter.DefaultLineStyle.Color
 		if i < len(palette) {
@@ -74,7 +76,7 @@ func Plot(path string, results ...*metrics.Result) error {
 			label  string
 			dashed bool
 			p      *plot.Plot
-		}{{p50, name + " p50", true, ttd}, {p99, name + map[bool]string{true: " p99", false: ""}[hasTTD], false, ttd}, {rate, name, false, thr}} {
+		}{{p50, name + " p50", true, ttd}, {p99, top, false, ttd}, {rate, name, false, thr}} {
 			if len(l.xy) == 0 {
 				continue
 			}

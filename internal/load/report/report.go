@@ -5,6 +5,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -45,10 +46,7 @@ type Summary struct {
 // Summarize computes the summary of res; limitMicros is the p99 TTD a
 // step must stay within to count as sustained.
 func Summarize(res *metrics.Result, limitMicros int64) (Summary, error) {
-	s := Summary{Label: res.Label, Scenario: res.Scenario, Users: res.Users}
-	if s.Label == "" {
-		s.Label = res.Target
-	}
+	s := Summary{Label: cmp.Or(res.Label, res.Target), Scenario: res.Scenario, Users: res.Users}
 	c := res.Counters
 	s.Logins, s.Sent, s.Received, s.Delayed = c["logins"], c["sent"], c["received"], c["delayed"]
 	s.Errors, s.Timeouts, s.IQs = c["errors"]+c["login_errors"], c["timeouts"], c["iqs"]
@@ -118,7 +116,7 @@ func WriteTable(w io.Writer, res *metrics.Result) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
-	row("scenario", fmt.Sprintf("%s against %s (%s, %s)", res.Scenario, s.Label, res.Transport, orDefault(res.Mechanism, "best SCRAM")))
+	row("scenario", fmt.Sprintf("%s against %s (%s, %s)", res.Scenario, s.Label, res.Transport, cmp.Or(res.Mechanism, "best SCRAM")))
 	row("users", fmt.Sprintf("%d of %d [%d,%d), %d process(es)", res.Count, res.Users, res.First, res.First+res.Count, res.Processes))
 	row("logins", fmt.Sprintf("%d, %.0f/s; login p50 %s p99 %s", s.Logins, s.LoginRate, Micros(s.LoginP50), Micros(s.LoginP99)))
 	if s.Sent > 0 {
@@ -258,13 +256,6 @@ func Compare(w io.Writer, results []*metrics.Result) error {
 		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 	}
 	return nil
-}
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
 }
 
 func num(v float64) string {

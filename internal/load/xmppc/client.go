@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,7 +174,8 @@ func (c *Conn) newDecoder() {
 
 func (c *Conn) login(ctx context.Context, o Options, tcfg *tls.Config, user, pass string) error {
 	c.newDecoder()
-	feats, err := c.open(o.Domain)
+	to := string(xmlstream.AppendEscapedAttr(nil, o.Domain))
+	feats, err := c.open(to)
 	if err != nil {
 		return err
 	}
@@ -197,7 +199,7 @@ func (c *Conn) login(ctx context.Context, o Options, tcfg *tls.Config, user, pas
 		}
 		c.conn = tc
 		c.newDecoder()
-		if feats, err = c.open(o.Domain); err != nil {
+		if feats, err = c.open(to); err != nil {
 			return err
 		}
 	}
@@ -215,7 +217,7 @@ func (c *Conn) login(ctx context.Context, o Options, tcfg *tls.Config, user, pas
 		return err
 	}
 	c.dec.Parser().Reset()
-	if feats, err = c.open(o.Domain); err != nil {
+	if feats, err = c.open(to); err != nil {
 		return err
 	}
 	if feats.Child("bind", stanza.NSBind) == nil {
@@ -234,7 +236,7 @@ func (c *Conn) login(ctx context.Context, o Options, tcfg *tls.Config, user, pas
 		return fmt.Errorf("bind: %w", err)
 	}
 	if el.Attr("type") != "result" {
-		return fmt.Errorf("bind: %s", errorCondition(el))
+		return fmt.Errorf("bind: %s", ErrorCondition(el))
 	}
 	if b := el.Child("bind", stanza.NSBind); b != nil {
 		c.JID = b.ChildText("jid", stanza.NSBind)
@@ -260,7 +262,7 @@ func (c *Conn) login(ctx context.Context, o Options, tcfg *tls.Config, user, pas
 		if err := c.write([]byte("<presence xmlns='jabber:client'/>")); err != nil {
 			return fmt.Errorf("presence: %w", err)
 		}
-		if err := c.write([]byte("<iq xmlns='jabber:client' type='get' id='avail' to='" + domain(o.Domain) + "'><ping xmlns='urn:xmpp:ping'/></iq>")); err != nil {
+		if err := c.write([]byte("<iq xmlns='jabber:client' type='get' id='avail' to='" + to + "'><ping xmlns='urn:xmpp:ping'/></iq>")); err != nil {
 			return fmt.Errorf("presence: %w", err)
 		}
 		for {
@@ -310,16 +312,14 @@ func isStanza(el *xmlstream.Element) bool {
 	return el.Name == "message" || el.Name == "presence" || el.Name == "iq"
 }
 
-func domain(d string) string { return string(xmlstream.AppendEscapedAttr(nil, d)) }
-
-// open sends a stream header (or WebSocket <open/>) and returns the
-// features.
-func (c *Conn) open(domain string) (*xmlstream.Element, error) {
+// open sends a stream header (or WebSocket <open/>) to the domain to,
+// escaped for an attribute, and returns the features.
+func (c *Conn) open(to string) (*xmlstream.Element, error) {
 	var h string
 	if c.ws {
-		h = "<open xmlns='" + nsFraming + "' to='" + domain + "' version='1.0'/>"
+		h = "<open xmlns='" + nsFraming + "' to='" + to + "' version='1.0'/>"
 	} else {
-		h = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + domain + "' version='1.0'>"
+		h = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + to + "' version='1.0'>"
 	}
 	if err := c.write([]byte(h)); err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
@@ -367,7 +367,7 @@ func (c *Conn) register(user, pass string) error {
 	if el.Attr("type") == "result" {
 		return nil
 	}
-	if cond := errorCondition(el); cond != "conflict" {
+	if cond := ErrorCondition(el); cond != "conflict" {
 		return fmt.Errorf("register: %s", cond)
 	}
 	return nil
@@ -381,22 +381,14 @@ func chooseMechanism(feats *xmlstream.Element, forced string) (string, error) {
 			offered = append(offered, strings.TrimSpace(e.Text()))
 		}
 	}
-	has := func(n string) bool {
-		for _, o := range offered {
-			if o == n {
-				return true
-			}
-		}
-		return false
-	}
 	if forced != "" {
-		if !has(forced) {
+		if !slices.Contains(offered, forced) {
 			return "", fmt.Errorf("sasl: %s not offered (offered: %s)", forced, strings.Join(offered, " "))
 		}
 		return forced, nil
 	}
 	for _, m := range []string{"SCRAM-SHA-512", "SCRAM-SHA-256", "SCRAM-SHA-1"} {
-		if has(m) {
+		if slices.Contains(offered, m) {
 			return m, nil
 		}
 	}
@@ -457,21 +449,14 @@ func (c *Conn) authenticate(mech, user, pass string, keys *KeyCache) error {
 	}
 }
 
-// errorCondition returns the defined condition of a stanza error.
-func errorCondition(el *xmlstream.Element) string {
-	if e := el.Child("error", stanza.NSClient); e != nil {
-		for c := range e.Elements() {
-			if c.NS == stanza.NSStanzaErrors && c.Name != "text" {
-				return c.Name
-			}
-		}
+// ErrorCondition returns the defined condition of a stanza error, for
+// reports.
+func ErrorCondition(el *xmlstream.Element) string {
+	if e, ok := stanza.ParseError(el); ok {
+		return string(e.Condition)
 	}
 	return "error of type " + el.Attr("type")
 }
-
-// ErrorCondition returns the defined condition of a stanza error, for
-// reports.
-func ErrorCondition(el *xmlstream.Element) string { return errorCondition(el) }
 
 func (c *Conn) write(b []byte) error {
 	_, err := c.conn.Write(b)

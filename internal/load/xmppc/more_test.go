@@ -2,8 +2,6 @@ package xmppc_test
 
 import (
 	"context"
-	"crypto/tls"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -108,24 +106,13 @@ func TestIQ(t *testing.T) {
 // Over the baseline relay the client sends frames to a user index and
 // parses what it receives as stanzas.
 func TestRelay(t *testing.T) {
-	cert, err := relay.SelfSigned()
+	addr, stop, err := relay.StartLocal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() {
-		served <- relay.New(nil).Serve(ctx, ln, &tls.Config{Certificates: []tls.Certificate{cert}})
-	}()
-	defer func() {
-		cancel()
-		<-served
-	}()
-	o := xmppc.Options{Addr: ln.Addr().String(), Domain: "localhost", Transport: xmppc.Relay}
+	defer stop()
+	ctx := context.Background()
+	o := xmppc.Options{Addr: addr, Domain: "localhost", Transport: xmppc.Relay}
 	var conns [2]*xmppc.Conn
 	for i := range conns {
 		o.RelayID = uint32(i)

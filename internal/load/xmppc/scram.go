@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // SCRAM client (RFC 5802 §3, §5) without channel binding (gs2 header
@@ -31,18 +32,12 @@ import (
 // KeyCache holds salted passwords by mechanism, user, salt and
 // iterations. The zero value is ready; it is safe for concurrent use.
 type KeyCache struct {
-	m sync.Map // string -> []byte
-	// Derivations counts the PBKDF2 runs (cache misses).
-	mu          sync.Mutex
-	derivations int
+	m           sync.Map     // string -> []byte
+	derivations atomic.Int64 // PBKDF2 runs (cache misses)
 }
 
 // Derivations returns the number of PBKDF2 computations so far.
-func (k *KeyCache) Derivations() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.derivations
-}
+func (k *KeyCache) Derivations() int { return int(k.derivations.Load()) }
 
 func (k *KeyCache) salted(h func() hash.Hash, mech, user, pass string, salt []byte, iters int) ([]byte, error) {
 	// The password enters the key only hashed: the cache is saved to disk.
@@ -59,9 +54,7 @@ func (k *KeyCache) salted(h func() hash.Hash, mech, user, pass string, salt []by
 	}
 	if k != nil {
 		k.m.Store(key, sp)
-		k.mu.Lock()
-		k.derivations++
-		k.mu.Unlock()
+		k.derivations.Add(1)
 	}
 	return sp, nil
 }
