@@ -110,7 +110,11 @@ func TestRelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("relay: %v", err)
+		}
+	}()
 	ctx := context.Background()
 	o := xmppc.Options{Addr: addr, Domain: "localhost", Transport: xmppc.Relay}
 	var conns [2]*xmppc.Conn
