@@ -245,22 +245,30 @@ func TestNewAccount(t *testing.T) {
 	}
 }
 
-// connectShort connects a client whose expectations time out quickly,
-// giving the connection itself the default time: a loaded machine may
-// take longer than opts.Timeout for the TLS and SCRAM exchanges.
 // waitQueued waits until c has n elements queued, for a client whose
-// own timeout is too short for what it waits for.
+// own timeout is too short for what it waits for. It wakes up when the
+// queue changes (Client.changed), not by polling.
 func waitQueued(t *testing.T, c *Client, n int) {
 	t.Helper()
-	deadline := time.Now().Add(DefaultTimeout)
-	for len(c.Pending()) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d queued, want %d", len(c.Pending()), n)
+	timeout := time.After(DefaultTimeout)
+	for {
+		c.mu.Lock()
+		got, ch := len(c.queue), c.changed
+		c.mu.Unlock()
+		if got >= n {
+			return
 		}
-		time.Sleep(time.Millisecond)
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("%d queued, want %d", got, n)
+		}
 	}
 }
 
+// connectShort connects a client whose expectations time out quickly,
+// giving the connection itself the default time: a loaded machine may
+// take longer than opts.Timeout for the TLS and SCRAM exchanges.
 func connectShort(t *testing.T, srv Server, acct Account, opts Options) *Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)

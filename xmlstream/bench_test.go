@@ -25,24 +25,34 @@ func BenchmarkParse(b *testing.B) {
 	for _, name := range benchFiles {
 		data := benchData(b, name)
 		b.Run(name, func(b *testing.B) {
-			p := NewParser(ModeStream, Limits{MaxElementBytes: 1 << 20})
-			p.Feed([]byte(testHeader))
-			if ev, err := p.Next(); err != nil || ev.Kind != EventStreamOpen {
-				b.Fatal(ev.Kind, err)
-			}
+			p := benchParser(b)
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			for b.Loop() {
-				p.Feed(data)
-				ev, err := p.Next()
-				if err != nil || ev.Kind != EventElement {
-					b.Fatal(ev.Kind, err)
-				}
-				if ev, _ := p.Next(); ev.Kind != EventNone {
-					b.Fatal(ev.Kind)
-				}
+				parseOne(b, p, data)
 			}
 		})
+	}
+}
+
+// benchParser returns a stream parser past the stream header.
+func benchParser(b *testing.B) *Parser {
+	p := NewParser(ModeStream, Limits{MaxElementBytes: 1 << 20})
+	p.Feed([]byte(testHeader))
+	if ev, err := p.Next(); err != nil || ev.Kind != EventStreamOpen {
+		b.Fatal(ev.Kind, err)
+	}
+	return p
+}
+
+// parseOne feeds p one first-level element and parses it.
+func parseOne(b *testing.B, p *Parser, data []byte) {
+	p.Feed(data)
+	if ev, err := p.Next(); err != nil || ev.Kind != EventElement {
+		b.Fatal(ev.Kind, err)
+	}
+	if ev, _ := p.Next(); ev.Kind != EventNone {
+		b.Fatal(ev.Kind)
 	}
 }
 
@@ -70,34 +80,46 @@ func BenchmarkEncodingXML(b *testing.B) {
 	for _, name := range benchFiles {
 		data := benchData(b, name)
 		b.Run(name, func(b *testing.B) {
-			d := xml.NewDecoder(&repeatReader{header: []byte(testHeader), data: data})
-			d.Strict = true
-			for { // up to the stream header
-				tok, err := d.Token()
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, ok := tok.(xml.StartElement); ok {
-					break
-				}
-			}
+			d := benchDecoder(b, data)
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			for b.Loop() {
-				for {
-					tok, err := d.Token()
-					if err != nil {
-						b.Fatal(err)
-					}
-					if start, ok := tok.(xml.StartElement); ok {
-						if _, err := stdElement(d, start); err != nil {
-							b.Fatal(err)
-						}
-						break
-					}
-				}
+				decodeOne(b, d)
 			}
 		})
+	}
+}
+
+// benchDecoder returns an encoding/xml decoder of the stream header then
+// data forever, past the stream header.
+func benchDecoder(b *testing.B, data []byte) *xml.Decoder {
+	d := xml.NewDecoder(&repeatReader{header: []byte(testHeader), data: data})
+	d.Strict = true
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, ok := tok.(xml.StartElement); ok {
+			return d
+		}
+	}
+}
+
+// decodeOne decodes the next first-level element with d into the
+// equivalent tree (stdElement).
+func decodeOne(b *testing.B, d *xml.Decoder) {
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if start, ok := tok.(xml.StartElement); ok {
+			if _, err := stdElement(d, start); err != nil {
+				b.Fatal(err)
+			}
+			return
+		}
 	}
 }
 
@@ -129,45 +151,9 @@ func BenchmarkSpeedup(b *testing.B) {
 	for _, name := range benchFiles {
 		data := benchData(b, name)
 		b.Run(name, func(b *testing.B) {
-			p := NewParser(ModeStream, Limits{MaxElementBytes: 1 << 20})
-			p.Feed([]byte(testHeader))
-			if ev, err := p.Next(); err != nil || ev.Kind != EventStreamOpen {
-				b.Fatal(ev.Kind, err)
-			}
-			d := xml.NewDecoder(&repeatReader{header: []byte(testHeader), data: data})
-			d.Strict = true
-			for {
-				tok, err := d.Token()
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, ok := tok.(xml.StartElement); ok {
-					break
-				}
-			}
-			ours := func() {
-				p.Feed(data)
-				if ev, err := p.Next(); err != nil || ev.Kind != EventElement {
-					b.Fatal(ev.Kind, err)
-				}
-				if ev, _ := p.Next(); ev.Kind != EventNone {
-					b.Fatal(ev.Kind)
-				}
-			}
-			std := func() {
-				for {
-					tok, err := d.Token()
-					if err != nil {
-						b.Fatal(err)
-					}
-					if start, ok := tok.(xml.StartElement); ok {
-						if _, err := stdElement(d, start); err != nil {
-							b.Fatal(err)
-						}
-						return
-					}
-				}
-			}
+			p, d := benchParser(b), benchDecoder(b, data)
+			ours := func() { parseOne(b, p, data) }
+			std := func() { decodeOne(b, d) }
 			n := max(1, 256<<10/len(data))
 			best := [2]time.Duration{1 << 62, 1 << 62}
 			for b.Loop() {

@@ -525,7 +525,7 @@ func (s *Session) reroute(ctx context.Context, queue []unacked) {
 				s.srv.router.Bounce(ctx, &st, stanza.NewError(stanza.ServiceUnavailable, ""))
 				continue
 			}
-			module.RerouteMessage(ctx, s.srv.router.Route, bare, s.domain, q.el, q.at)
+			module.RerouteParsed(ctx, s.srv.router.Route, bare, s.domain, st, q.at)
 		case stanza.KindIQ:
 			if st.Type == stanza.IQGet || st.Type == stanza.IQSet {
 				// The request was addressed to this resource, which is

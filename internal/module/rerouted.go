@@ -42,14 +42,23 @@ func Rerouted(ctx context.Context) (first time.Time, ok bool) {
 // groupchat message is not (the caller answers the room, or not).
 func RerouteMessage(ctx context.Context, route func(context.Context, *stanza.Stanza), bare jid.JID, domain string, el *xmlstream.Element, first time.Time) bool {
 	st, err := stanza.Parse(el, stanza.NSClient)
-	if err != nil || st.Kind != stanza.KindMessage || st.IsError() || st.From.IsZero() || st.From == bare {
+	if err != nil {
+		return false
+	}
+	return RerouteParsed(ctx, route, bare, domain, st, first)
+}
+
+// RerouteParsed is RerouteMessage for a stanza its caller parsed already
+// (st.El is the message): it is not parsed again.
+func RerouteParsed(ctx context.Context, route func(context.Context, *stanza.Stanza), bare jid.JID, domain string, st stanza.Stanza, first time.Time) bool {
+	if st.Kind != stanza.KindMessage || st.IsError() || st.From.IsZero() || st.From == bare {
 		return false
 	}
 	switch st.Type {
 	case stanza.MessageHeadline, stanza.MessageGroupchat:
 		return false
 	}
-	m := el.ShallowCopy()
+	m := st.El.ShallowCopy()
 	m.SetAttr("to", bare.String())
 	if m.Child("delay", stanza.NSDelay) == nil {
 		m.AddChild(xmlstream.NewElement("delay", stanza.NSDelay).SetAttr("from", domain).

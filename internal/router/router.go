@@ -551,14 +551,14 @@ func (r *Router) toFull(ctx context.Context, st *stanza.Stanza, from module.Sess
 	case stanza.KindMessage:
 		switch st.Type {
 		case stanza.MessageChat:
-			r.deliverBare(ctx, st, user, st.Type == stanza.MessageGroupchat && r.fromServiceRoom(st))
+			r.deliverBare(ctx, st, user, false)
 		case stanza.MessageError:
 		default:
 			r.Bounce(ctx, st, stanza.NewError(stanza.ServiceUnavailable, ""))
 		}
 	case stanza.KindPresence:
 		if st.Type == stanza.PresenceSubscribe {
-			r.deliverBare(ctx, st, user, st.Type == stanza.MessageGroupchat && r.fromServiceRoom(st))
+			r.deliverBare(ctx, st, user, false)
 		}
 	}
 }

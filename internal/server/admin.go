@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/meerkat-xmpp/meerkat/jid"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/meerkat-xmpp/meerkat/internal/storage"
+	"github.com/meerkat-xmpp/meerkat/jid"
 )
 
 // The admin API lives on the HTTP listener under /admin/. It lets the

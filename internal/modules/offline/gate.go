@@ -31,7 +31,7 @@ import (
 // module's Outgoing hook holds the normal and chat messages given to the
 // session, in the order they came. The drain delivers the stored
 // messages, then what was held, then opens the gate. The hook costs a
-// session value lookup and an atomic load per stanza when the gate is
+// session value lookup and an atomic load per message when the gate is
 // open: no storage query per live message.
 //
 // The other half is a message the router found no eligible session for,
@@ -99,8 +99,11 @@ func (o *Offline) sessionClosed(ctx context.Context, s module.Session) {
 // outgoing is the Outgoing hook: it holds the normal and chat messages
 // for an eligible session whose stored messages are not delivered yet.
 func (o *Offline) outgoing(s module.Session, el *xmlstream.Element) module.Result {
+	if el.Name != "message" || el.NS != stanza.NSClient {
+		return module.Continue // before the session value lookup: most stanzas stop here
+	}
 	g := gateOf(s)
-	if g == nil || g.open.Load() || el.Name != "message" || el.NS != stanza.NSClient {
+	if g == nil || g.open.Load() {
 		return module.Continue
 	}
 	switch el.Attr("type") {

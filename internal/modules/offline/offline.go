@@ -259,7 +259,11 @@ func (o *Offline) presenceChange(ctx context.Context, ev *module.StanzaEvent) mo
 			return module.Continue // initial presence: initialPresence runs after routing
 		}
 		now := s.Priority()
-		s.SetValue(priorityKey{}, now)
+		if now != prev {
+			// SetValue copies the session's values: not for every
+			// presence update, most of which keep the priority.
+			s.SetValue(priorityKey{}, now)
+		}
 		switch {
 		case now < 0:
 			// RFC 6121 §8.5.2.1.1: no longer eligible.
