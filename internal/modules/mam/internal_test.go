@@ -107,12 +107,12 @@ func TestArchivable(t *testing.T) {
 	}
 }
 
-func TestWithStanzaID(t *testing.T) {
+func TestStanzaIDs(t *testing.T) {
 	el, _ := xmlstream.Parse([]byte(`<message xmlns='jabber:client'><body>x</body>` +
 		`<stanza-id xmlns='urn:xmpp:sid:0' by='bob@example.com' id='forged'/>` +
 		`<stanza-id xmlns='urn:xmpp:sid:0' by='room@muc.example.com' id='kept'/></message>`))
 	orig := el.String()
-	got := withStanzaID(el, "bob@example.com", "real").String()
+	got := addStanzaID(el, withoutStanzaID(el, "bob@example.com"), "bob@example.com", "real").String()
 	want := `<message xmlns='jabber:client'><body>x</body><stanza-id xmlns='urn:xmpp:sid:0' by='room@muc.example.com' id='kept'/><stanza-id xmlns='urn:xmpp:sid:0' by='bob@example.com' id='real'/></message>`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
@@ -120,8 +120,11 @@ func TestWithStanzaID(t *testing.T) {
 	if el.String() != orig {
 		t.Error("the original element changed")
 	}
-	if withStanzaID(el, "alice@example.com", "") != el {
+	if withoutStanzaID(el, "alice@example.com") != el {
 		t.Error("nothing to change must return the element itself")
+	}
+	if addStanzaID(el, el, "alice@example.com", "a"); el.String() != orig {
+		t.Error("adding to a message with nothing removed changed the original")
 	}
 }
 
