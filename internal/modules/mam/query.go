@@ -287,8 +287,8 @@ func (m *MAM) knownIDs(ctx context.Context, owner jid.JID, uids []string) ([]uin
 		}
 	}
 	bad := len(ids) // the first UID that does not decode, if any
-	if i := slices.IndexFunc(ids, func(id uint64) bool { return slices.Contains(missing, id) }); i >= 0 {
-		bad = i
+	if len(missing) > 0 {
+		bad = slices.Index(ids, missing[0]) // missing keeps the order of ids
 	}
 	if bad < len(uids) {
 		return nil, stanza.NewError(stanza.ItemNotFound, "no message "+uids[bad]+" in the archive")
