@@ -150,11 +150,11 @@ func (m *MAM) parseQuery(ctx context.Context, q *xmlstream.Element, owner jid.JI
 	known := func(uid string) (uint64, error) {
 		id, ok := m.codec.decode(uid)
 		if ok {
-			has, err := m.store.ArchiveHas(ctx, owner, id)
+			missing, err := m.store.ArchiveMissing(ctx, owner, []uint64{id})
 			if err != nil {
 				return 0, fmt.Errorf("mam: looking up %s in the archive of %s: %w", uid, owner, err)
 			}
-			ok = has
+			ok = len(missing) == 0
 		}
 		if !ok {
 			return 0, stanza.NewError(stanza.ItemNotFound, "no message "+uid+" in the archive")
