@@ -148,18 +148,11 @@ func (m *MAM) parseQuery(ctx context.Context, q *xmlstream.Element, owner jid.JI
 	// known checks that a UID names a message of this archive (§4.1.3,
 	// §4.3.2: item-not-found otherwise).
 	known := func(uid string) (uint64, error) {
-		id, ok := m.codec.decode(uid)
-		if ok {
-			missing, err := m.store.ArchiveMissing(ctx, owner, []uint64{id})
-			if err != nil {
-				return 0, fmt.Errorf("mam: looking up %s in the archive of %s: %w", uid, owner, err)
-			}
-			ok = len(missing) == 0
+		ids, err := m.knownIDs(ctx, owner, []string{uid})
+		if err != nil {
+			return 0, err
 		}
-		if !ok {
-			return 0, stanza.NewError(stanza.ItemNotFound, "no message "+uid+" in the archive")
-		}
-		return id, nil
+		return ids[0], nil
 	}
 	lower := func(id uint64) { aq.MinID = max(aq.MinID, id) }
 	upper := func(id uint64) {
