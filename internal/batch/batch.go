@@ -192,8 +192,9 @@ func signal(ch chan struct{}) {
 }
 
 // storeBatch stores items, trying again until it works: nothing queued
-// is dropped while the process lives. Once the writer is closed (last
-// is true) a failure is logged and given up, so that shutdown ends.
+// is dropped while the process lives. After Close (last is true, or the
+// writer closed while it retried, after a few tries) a failure is logged
+// and given up, so that shutdown ends.
 func (w *Writer[T]) storeBatch(items []T, last bool) {
 	backoff := 10 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -205,7 +206,7 @@ func (w *Writer[T]) storeBatch(items []T, last bool) {
 		if err == nil {
 			return
 		}
-		if last || attempt == 5 && w.isClosed() {
+		if last || attempt >= 5 && w.isClosed() {
 			w.opts.Log.Error("storing failed; giving up", "items", len(items), "error", err)
 			return
 		}

@@ -149,6 +149,27 @@ func TestCloseGivesUpOnABrokenStore(t *testing.T) {
 	}
 }
 
+// TestCloseGivesUpWhenClosedLate: Close comes after the writer has
+// already tried a few times; it still gives up at its next failure.
+func TestCloseGivesUpWhenClosedLate(t *testing.T) {
+	calls := make(chan struct{}, 100)
+	w := New(func(context.Context, []int) error {
+		calls <- struct{}{}
+		return errors.New("disk on fire")
+	}, Options[int]{MaxBatch: 10, MaxQueue: 10, Log: quiet})
+	w.Add(1)
+	for range 6 {
+		<-calls
+	}
+	done := make(chan struct{})
+	go func() { w.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close never returned when the store had failed 6 times before it")
+	}
+}
+
 func TestLingerGathersAndWaitCutsItShort(t *testing.T) {
 	st := &flakyStore{stored: make(chan int, 10)}
 	w := New(st.store, Options[int]{MaxBatch: 100, MaxQueue: 1000, Linger: time.Hour, Log: quiet})

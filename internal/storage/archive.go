@@ -67,13 +67,12 @@ type ArchiveStore interface {
 	// CountArchive returns how many messages q selects, ignoring Max and
 	// Last.
 	CountArchive(ctx context.Context, q ArchiveQuery) (int, error)
-	// ArchiveHas reports whether owner's archive holds the message id.
-	ArchiveHas(ctx context.Context, owner jid.JID, id uint64) (bool, error)
 	// ArchiveMissing returns the ids that owner's archive does not hold
 	// (another archive's count as missing), each once, in the order of
 	// ids; nil when it holds them all. It looks them up together: a
 	// query's 'ids' field names up to 250 messages, any of them unknown
-	// making it fail (XEP-0313 §4.1.3).
+	// making it fail (XEP-0313 §4.1.3); a cursor (after-id, RSM after)
+	// is a lookup of one.
 	ArchiveMissing(ctx context.Context, owner jid.JID, ids []uint64) ([]uint64, error)
 	// ArchiveBounds returns the IDs of the first and last messages of
 	// owner's archive (their stamps can be read off them), without

@@ -107,12 +107,12 @@ func TestArchivable(t *testing.T) {
 	}
 }
 
-func TestWithStanzaID(t *testing.T) {
+func TestStanzaIDs(t *testing.T) {
 	el, _ := xmlstream.Parse([]byte(`<message xmlns='jabber:client'><body>x</body>` +
 		`<stanza-id xmlns='urn:xmpp:sid:0' by='bob@example.com' id='forged'/>` +
 		`<stanza-id xmlns='urn:xmpp:sid:0' by='room@muc.example.com' id='kept'/></message>`))
 	orig := el.String()
-	got := withStanzaID(el, "bob@example.com", "real").String()
+	got := addStanzaID(el, withoutStanzaID(el, "bob@example.com"), "bob@example.com", "real").String()
 	want := `<message xmlns='jabber:client'><body>x</body><stanza-id xmlns='urn:xmpp:sid:0' by='room@muc.example.com' id='kept'/><stanza-id xmlns='urn:xmpp:sid:0' by='bob@example.com' id='real'/></message>`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
@@ -120,8 +120,11 @@ func TestWithStanzaID(t *testing.T) {
 	if el.String() != orig {
 		t.Error("the original element changed")
 	}
-	if withStanzaID(el, "alice@example.com", "") != el {
+	if withoutStanzaID(el, "alice@example.com") != el {
 		t.Error("nothing to change must return the element itself")
+	}
+	if addStanzaID(el, el, "alice@example.com", "a"); el.String() != orig {
+		t.Error("adding to a message with nothing removed changed the original")
 	}
 }
 
@@ -142,11 +145,9 @@ func TestMatchesAny(t *testing.T) {
 	}
 }
 
-// hasEverything holds every id (ArchiveHas, ArchiveMissing); parsing
-// touches nothing else.
+// hasEverything holds every id (ArchiveMissing); parsing touches
+// nothing else.
 type hasEverything struct{ Store }
-
-func (hasEverything) ArchiveHas(context.Context, jid.JID, uint64) (bool, error) { return true, nil }
 
 func (hasEverything) ArchiveMissing(context.Context, jid.JID, []uint64) ([]uint64, error) {
 	return nil, nil
@@ -155,13 +156,8 @@ func (hasEverything) ArchiveMissing(context.Context, jid.JID, []uint64) ([]uint6
 // lookupCounter holds the ids in has and counts the lookups.
 type lookupCounter struct {
 	Store
-	has          map[uint64]bool
-	single, many int
-}
-
-func (c *lookupCounter) ArchiveHas(_ context.Context, _ jid.JID, id uint64) (bool, error) {
-	c.single++
-	return c.has[id], nil
+	has  map[uint64]bool
+	many int
 }
 
 func (c *lookupCounter) ArchiveMissing(_ context.Context, _ jid.JID, ids []uint64) ([]uint64, error) {
@@ -198,8 +194,8 @@ func TestIDsFieldIsOneLookup(t *testing.T) {
 	if err != nil || !slices.Equal(aq.IDs, want) {
 		t.Fatalf("parseQuery: %v %v", aq.IDs, err)
 	}
-	if store.many != 1 || store.single != 0 {
-		t.Errorf("%d ids: %d ArchiveMissing and %d ArchiveHas lookups, want 1 and 0", maxIDs, store.many, store.single)
+	if store.many != 1 {
+		t.Errorf("%d ids: %d ArchiveMissing lookups, want 1", maxIDs, store.many)
 	}
 }
 

@@ -188,7 +188,7 @@ func (m *MAM) stampOutgoing(ctx context.Context, ev *module.StanzaEvent) module.
 		return module.Continue
 	}
 	owner := ev.User
-	clean := withStanzaID(st.El, owner.String(), "")
+	clean := withoutStanzaID(st.El, owner.String())
 	// A message to the account itself is archived once, as incoming.
 	if st.To.IsZero() || st.To.Bare() == owner || !Archivable(st) || !m.shouldArchive(ctx, owner, st.To) {
 		st.El = clean
@@ -205,7 +205,7 @@ func (m *MAM) stampOutgoing(ctx context.Context, ev *module.StanzaEvent) module.
 // archive).
 func (m *MAM) unstampOutgoing(_ context.Context, ev *module.StanzaEvent) module.Result {
 	if ev.Session != nil && ev.Stanza.Kind == stanza.KindMessage {
-		ev.Stanza.El = withStanzaID(ev.Stanza.El, ev.User.String(), "")
+		ev.Stanza.El = withoutStanzaID(ev.Stanza.El, ev.User.String())
 	}
 	return module.Continue
 }
@@ -223,7 +223,7 @@ func (m *MAM) archiveIncoming(ctx context.Context, ev *module.StanzaEvent) modul
 		return module.Continue
 	}
 	owner := ev.User
-	clean := withStanzaID(st.El, owner.String(), "")
+	clean := withoutStanzaID(st.El, owner.String())
 	if st.From.IsZero() || !Archivable(st) || !m.shouldArchive(ctx, owner, st.From) {
 		st.El = clean
 		return module.Continue
@@ -244,7 +244,7 @@ func (m *MAM) archiveRoom(_ context.Context, ev *module.StanzaEvent) module.Resu
 		return module.Continue
 	}
 	room := ev.User
-	clean := withStanzaID(st.El, room.String(), "")
+	clean := withoutStanzaID(st.El, room.String())
 	if st.Type != stanza.MessageGroupchat || !roomArchivable(st) {
 		st.El = clean
 		return module.Continue

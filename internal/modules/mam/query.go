@@ -148,18 +148,11 @@ func (m *MAM) parseQuery(ctx context.Context, q *xmlstream.Element, owner jid.JI
 	// known checks that a UID names a message of this archive (§4.1.3,
 	// §4.3.2: item-not-found otherwise).
 	known := func(uid string) (uint64, error) {
-		id, ok := m.codec.decode(uid)
-		if ok {
-			has, err := m.store.ArchiveHas(ctx, owner, id)
-			if err != nil {
-				return 0, fmt.Errorf("mam: looking up %s in the archive of %s: %w", uid, owner, err)
-			}
-			ok = has
+		ids, err := m.knownIDs(ctx, owner, []string{uid})
+		if err != nil {
+			return 0, err
 		}
-		if !ok {
-			return 0, stanza.NewError(stanza.ItemNotFound, "no message "+uid+" in the archive")
-		}
-		return id, nil
+		return ids[0], nil
 	}
 	lower := func(id uint64) { aq.MinID = max(aq.MinID, id) }
 	upper := func(id uint64) {
@@ -287,8 +280,8 @@ func (m *MAM) knownIDs(ctx context.Context, owner jid.JID, uids []string) ([]uin
 		}
 	}
 	bad := len(ids) // the first UID that does not decode, if any
-	if i := slices.IndexFunc(ids, func(id uint64) bool { return slices.Contains(missing, id) }); i >= 0 {
-		bad = i
+	if len(missing) > 0 {
+		bad = slices.Index(ids, missing[0]) // missing keeps the order of ids
 	}
 	if bad < len(uids) {
 		return nil, stanza.NewError(stanza.ItemNotFound, "no message "+uids[bad]+" in the archive")

@@ -1,6 +1,8 @@
 package mam
 
 import (
+	"slices"
+
 	"github.com/meerkat-xmpp/meerkat/stanza"
 	"github.com/meerkat-xmpp/meerkat/xmlstream"
 )
@@ -49,40 +51,24 @@ func hasContent(el *xmlstream.Element) bool {
 	return false
 }
 
-// withStanzaID returns a copy of el without the <stanza-id/> elements
+// withoutStanzaID returns a copy of el without the <stanza-id/> elements
 // that claim to come from by (XEP-0359 §3: an entity MUST delete those
-// carrying its own 'by', so that they cannot be forged), and, when id is not
-// empty, with ours. It returns el itself when there is nothing to change.
-func withStanzaID(el *xmlstream.Element, by, id string) *xmlstream.Element {
-	forged := false
-	for c := range el.ChildrenNamed("stanza-id", stanza.NSStanzaID) {
-		if c.Attr("by") == by {
-			forged = true
-			break
-		}
+// carrying its own 'by', so that they cannot be forged). It returns el
+// itself when there is none.
+func withoutStanzaID(el *xmlstream.Element, by string) *xmlstream.Element {
+	forged := func(n xmlstream.Node) bool {
+		return n.Elem != nil && n.Elem.Name == "stanza-id" && n.Elem.NS == stanza.NSStanzaID && n.Elem.Attr("by") == by
 	}
-	if !forged && id == "" {
+	if !slices.ContainsFunc(el.Children, forged) {
 		return el
 	}
 	c := el.ShallowCopy()
-	if forged {
-		kept := c.Children[:0]
-		for _, n := range c.Children {
-			if n.Elem != nil && n.Elem.Name == "stanza-id" && n.Elem.NS == stanza.NSStanzaID && n.Elem.Attr("by") == by {
-				continue
-			}
-			kept = append(kept, n)
-		}
-		c.Children = kept
-	}
-	if id != "" {
-		c.AddChild(stanzaIDElement(by, id))
-	}
+	c.Children = slices.DeleteFunc(c.Children, forged)
 	return c
 }
 
 // addStanzaID adds our <stanza-id/> to clean, the result of
-// withStanzaID(orig, by, ""): in place when clean is already a copy of
+// withoutStanzaID(orig, by): in place when clean is already a copy of
 // its own, else on a copy — one copy of the message at most.
 func addStanzaID(orig, clean *xmlstream.Element, by, id string) *xmlstream.Element {
 	if clean == orig {

@@ -197,19 +197,6 @@ func (s *Store) CountArchive(ctx context.Context, q storage.ArchiveQuery) (int, 
 	return n, nil
 }
 
-// ArchiveHas implements storage.ArchiveStore.
-func (s *Store) ArchiveHas(ctx context.Context, owner jid.JID, id uint64) (bool, error) {
-	var one int
-	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM archive WHERE id = ? AND owner = ?`, int64(id), owner.String()).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("sqlite: look up archive message %d of %s: %w", id, owner, err)
-	}
-	return true, nil
-}
-
 // ArchiveMissing implements storage.ArchiveStore: one statement, the ids
 // passed as one JSON array (no bound on their number, and one argument
 // rather than one each), found on the (owner, id) index.
