@@ -226,9 +226,7 @@ func inboxWhere(q storage.InboxQuery) (string, []any) {
 
 const inboxColumns = `owner, peer, message, stamp, unread, box, muted_until`
 
-type inboxScanner interface{ Scan(dest ...any) error }
-
-func scanInbox(r inboxScanner) (storage.InboxEntry, error) {
+func scanInbox(r scanner) (storage.InboxEntry, error) {
 	var (
 		e            storage.InboxEntry
 		owner, peer  string
