@@ -165,7 +165,7 @@ func TestBinJanitor(t *testing.T) {
 	bin := storage.BoxBin
 	for i, peer := range []string{"old@x", "young@x", "kept@x"} {
 		with := jid.MustParse(peer)
-		if err := store.UpdateInbox(ctx, storage.InboxUpdate{Owner: alice, With: with, Message: "<message/>", Stamp: now.Add(-100 * time.Hour)}); err != nil {
+		if err := store.ApplyInbox(ctx, []storage.InboxOp{{Update: storage.InboxUpdate{Owner: alice, With: with, Message: "<message/>", Stamp: now.Add(-100 * time.Hour)}}}); err != nil {
 			t.Fatal(err)
 		}
 		if i < 2 {
