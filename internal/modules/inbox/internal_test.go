@@ -35,7 +35,6 @@ func parse(t *testing.T, s string) *stanza.Stanza {
 }
 
 func TestDecisions(t *testing.T) {
-	ib := New(DefaultConfig())
 	alice := jid.MustParse("alice@x")
 	const (
 		aff     = "<x xmlns='urn:xmpp:muclight:0#affiliations'><user affiliation='%s'>%s</user></x>"
@@ -98,7 +97,7 @@ func TestDecisions(t *testing.T) {
 			}
 			cfg.AffChanges = !tc.noAffs
 			cfg.RemoveOnKicked = !tc.noRemove
-			ib = New(cfg)
+			ib := New(cfg)
 			st := parse(t, tc.msg)
 			var got []change
 			if tc.sent {
