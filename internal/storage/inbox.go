@@ -93,7 +93,8 @@ type InboxProperties struct {
 type InboxOpKind uint8
 
 const (
-	// InboxOpUpdate is a new last message, as UpdateInbox writes it.
+	// InboxOpUpdate is a new last message (Update): it creates or
+	// updates the entry.
 	InboxOpUpdate InboxOpKind = iota
 	// InboxOpReset sets the unread count of an entry to 0 when MarkerID
 	// is "" or one of the MessageIDs of its last message (a chat marker
@@ -115,9 +116,6 @@ type InboxOp struct {
 // InboxStore stores inboxes. Entries need no account on the peer's side;
 // a user's inbox goes when the account is removed.
 type InboxStore interface {
-	// UpdateInbox creates or updates an entry with its new last message,
-	// committed when it returns.
-	UpdateInbox(ctx context.Context, u InboxUpdate) error
 	// ApplyInbox applies writes in order, in one transaction: all or
 	// none are committed when it returns.
 	ApplyInbox(ctx context.Context, ops []InboxOp) error

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meerkat-xmpp/meerkat/dataform"
 	"github.com/meerkat-xmpp/meerkat/internal/batch"
 	"github.com/meerkat-xmpp/meerkat/internal/config"
 	"github.com/meerkat-xmpp/meerkat/internal/microclock"
@@ -162,9 +163,12 @@ type Inbox struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	boxes   map[string]bool // every box name a client may use
-	markers map[string]bool
-	mucl    bool
+	boxes map[string]bool // every box name a client may use
+	// boxOptions are the boxes as form options, in a stable order: the
+	// reserved ones, then the configured ones.
+	boxOptions []dataform.Option
+	markers    map[string]bool
+	mucl       bool
 
 	writer *batch.Writer[storage.InboxOp] // nil with writes = "sync"
 	// stamps hands out the times of updates: to the microsecond (what
@@ -184,6 +188,7 @@ func New(cfg Config) *Inbox {
 	ib := &Inbox{cfg: cfg, now: time.Now, boxes: map[string]bool{}, markers: map[string]bool{}}
 	for _, b := range append(slices.Clone(reservedBoxes), cfg.Boxes...) {
 		ib.boxes[b] = true
+		ib.boxOptions = append(ib.boxOptions, dataform.Option{Value: b})
 	}
 	for _, m := range cfg.ResetMarkers {
 		ib.markers[m] = true

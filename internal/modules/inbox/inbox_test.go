@@ -70,6 +70,17 @@ func checkFin(t *testing.T, fin *xmlstream.Element, count, unread, active int) {
 	}
 }
 
+// finSet returns the RSM <set/> of a fin, failing the test unless there
+// is one counting count entries in all.
+func finSet(t *testing.T, fin *xmlstream.Element, count int) *xmlstream.Element {
+	t.Helper()
+	set := fin.Child("set", stanza.NSRSM)
+	if set == nil || set.ChildText("count", stanza.NSRSM) != strconv.Itoa(count) {
+		t.Fatalf("no set counting %d in %s", count, fin)
+	}
+	return set
+}
+
 func peers(user story.Addr, es []story.InboxEntry) string {
 	var out []string
 	for _, e := range es {
@@ -373,8 +384,8 @@ func TestStoryInboxFilters(t *testing.T) {
 		if p := peers(alice.Bare(), es); p != "eve dave carol" {
 			t.Fatalf("page 1: %q", p)
 		}
-		set := fin.Child("set", stanza.NSRSM)
-		if set == nil || set.ChildText("count", stanza.NSRSM) != "4" || set.ChildText("first", stanza.NSRSM) != stanza.FormatTime(es[0].Stamp) {
+		set := finSet(t, fin, 4)
+		if set.ChildText("first", stanza.NSRSM) != stanza.FormatTime(es[0].Stamp) {
 			t.Fatalf("page 1 set: %s", fin)
 		}
 		es, fin = alice.FetchInbox(story.InboxQuery{Max: 3, Before: set.ChildText("last", stanza.NSRSM)})
@@ -387,7 +398,7 @@ func TestStoryInboxFilters(t *testing.T) {
 		if p := peers(alice.Bare(), es); p != "bob carol" {
 			t.Fatalf("asc page 1: %q", p)
 		}
-		es, _ = alice.FetchInbox(story.InboxQuery{Order: "asc", Max: 2, After: fin.Child("set", stanza.NSRSM).ChildText("last", stanza.NSRSM)})
+		es, _ = alice.FetchInbox(story.InboxQuery{Order: "asc", Max: 2, After: finSet(t, fin, 4).ChildText("last", stanza.NSRSM)})
 		if p := peers(alice.Bare(), es); p != "dave eve" {
 			t.Fatalf("asc page 2: %q", p)
 		}
@@ -416,7 +427,7 @@ func TestStoryInboxFilters(t *testing.T) {
 		}
 		// <max>0</max>: the count only (XEP-0059 §2.7).
 		es, fin = alice.FetchInbox(story.InboxQuery{MaxZero: true})
-		if len(es) != 0 || fin.Child("set", stanza.NSRSM).ChildText("count", stanza.NSRSM) != "4" {
+		if finSet(t, fin, 4); len(es) != 0 {
 			t.Errorf("count only: %d results, %s", len(es), fin)
 		}
 	})
@@ -435,10 +446,7 @@ func TestStoryInboxMaxResultLimit(t *testing.T) {
 		if p := peers(alice.Bare(), es); p != "dave carol" {
 			t.Fatalf("limited: %q", p)
 		}
-		set := fin.Child("set", stanza.NSRSM)
-		if set == nil || set.ChildText("count", stanza.NSRSM) != "3" {
-			t.Fatalf("no set in a truncated page: %s", fin)
-		}
+		set := finSet(t, fin, 3)
 		es, _ = alice.FetchInbox(story.InboxQuery{Max: 10, Before: set.ChildText("last", stanza.NSRSM)})
 		if p := peers(alice.Bare(), es); p != "bob" {
 			t.Fatalf("next page: %q", p)
@@ -461,10 +469,7 @@ func TestStoryInboxMaxResultBytes(t *testing.T) {
 		if p := peers(alice.Bare(), es); p != "dave" {
 			t.Fatalf("page 1: %q", p)
 		}
-		set := fin.Child("set", stanza.NSRSM)
-		if set == nil || set.ChildText("count", stanza.NSRSM) != "3" {
-			t.Fatalf("no set in a truncated page: %s", fin)
-		}
+		set := finSet(t, fin, 3)
 		checkFin(t, fin, 1, 1, 1)
 		es, _ = alice.FetchInbox(story.InboxQuery{Before: set.ChildText("last", stanza.NSRSM)})
 		if p := peers(alice.Bare(), es); p != "carol bob" {

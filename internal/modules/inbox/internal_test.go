@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -35,7 +34,6 @@ func parse(t *testing.T, s string) *stanza.Stanza {
 }
 
 func TestDecisions(t *testing.T) {
-	ib := New(DefaultConfig())
 	alice := jid.MustParse("alice@x")
 	const (
 		aff     = "<x xmlns='urn:xmpp:muclight:0#affiliations'><user affiliation='%s'>%s</user></x>"
@@ -98,7 +96,7 @@ func TestDecisions(t *testing.T) {
 			}
 			cfg.AffChanges = !tc.noAffs
 			cfg.RemoveOnKicked = !tc.noRemove
-			ib = New(cfg)
+			ib := New(cfg)
 			st := parse(t, tc.msg)
 			var got []change
 			if tc.sent {
@@ -144,11 +142,7 @@ func TestConfigValidate(t *testing.T) {
 // the time they entered the bin.
 func TestBinJanitor(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, sqlite.Options{Path: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openStore(t)
 	cfg := DefaultConfig()
 	cfg.BinTTL = config.Duration{Duration: 24 * time.Hour}
 	ib := New(cfg)
@@ -156,8 +150,7 @@ func TestBinJanitor(t *testing.T) {
 	// once, and with the real clock it would purge "young" too.
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	ib.now = func() time.Time { return now }
-	env := &module.Env{Hooks: &module.Hooks{}, Owner: "inbox", Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := ib.Start(ctx, env); err != nil {
+	if err := ib.Start(ctx, testEnv(store)); err != nil {
 		t.Fatal(err)
 	}
 	defer ib.Stop()
@@ -165,7 +158,7 @@ func TestBinJanitor(t *testing.T) {
 	bin := storage.BoxBin
 	for i, peer := range []string{"old@x", "young@x", "kept@x"} {
 		with := jid.MustParse(peer)
-		if err := store.UpdateInbox(ctx, storage.InboxUpdate{Owner: alice, With: with, Message: "<message/>", Stamp: now.Add(-100 * time.Hour)}); err != nil {
+		if err := store.ApplyInbox(ctx, []storage.InboxOp{{Update: storage.InboxUpdate{Owner: alice, With: with, Message: "<message/>", Stamp: now.Add(-100 * time.Hour)}}}); err != nil {
 			t.Fatal(err)
 		}
 		if i < 2 {
@@ -255,6 +248,14 @@ func FuzzRequests(f *testing.F) {
 	})
 }
 
+// discard is a logger for writers under test.
+var discard = slog.New(slog.DiscardHandler)
+
+// testEnv starts a module on store alone.
+func testEnv(store Store) *module.Env {
+	return &module.Env{Hooks: &module.Hooks{}, Owner: "inbox", Store: store, Logger: discard}
+}
+
 func openStore(t *testing.T) *sqlite.Store {
 	t.Helper()
 	store, err := sqlite.Open(context.Background(), sqlite.Options{Path: filepath.Join(t.TempDir(), "db")})
@@ -271,8 +272,7 @@ func TestWriterStop(t *testing.T) {
 	ctx := context.Background()
 	store := openStore(t)
 	ib := New(DefaultConfig())
-	env := &module.Env{Hooks: &module.Hooks{}, Owner: "inbox", Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := ib.Start(ctx, env); err != nil {
+	if err := ib.Start(ctx, testEnv(store)); err != nil {
 		t.Fatal(err)
 	}
 	alice := jid.MustParse("alice@x")
@@ -312,7 +312,7 @@ func TestWriterBadWrite(t *testing.T) {
 	ctx := context.Background()
 	store := openStore(t)
 	var last time.Time
-	w := newWriter(failingStore{store}, slog.New(slog.NewTextHandler(io.Discard, nil)), 0, func() time.Time { last = last.Add(time.Second); return last })
+	w := newWriter(failingStore{store}, discard, 0, func() time.Time { last = last.Add(time.Second); return last })
 	alice := jid.MustParse("alice@x")
 	var ops []storage.InboxOp
 	for _, p := range []string{"a@x", "bad@x", "b@x"} {
@@ -346,7 +346,7 @@ func TestWriterFull(t *testing.T) {
 	store := openStore(t)
 	release := make(chan struct{})
 	var ss microclock.Clock
-	w := newWriter(blockingStore{store, release}, slog.New(slog.NewTextHandler(io.Discard, nil)), 0, func() time.Time { return ss.Next(time.Now()) })
+	w := newWriter(blockingStore{store, release}, discard, 0, func() time.Time { return ss.Next(time.Now()) })
 	alice := jid.MustParse("alice@x")
 	op := func(i int) storage.InboxOp {
 		return storage.InboxOp{Update: storage.InboxUpdate{Owner: alice, With: jid.MustParse(fmt.Sprintf("p%d@x", i%100)), Message: "<message/>"}}

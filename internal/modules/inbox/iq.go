@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -23,20 +22,13 @@ func badRequest(format string, args ...any) error {
 	return &stanza.Error{Type: stanza.ErrorModify, Condition: stanza.BadRequest, Text: fmt.Sprintf(format, args...)}
 }
 
-// boxNames lists the boxes in a stable order: the reserved ones, then the
-// configured ones.
-func (ib *Inbox) boxNames() []string { return append(slices.Clone(reservedBoxes), ib.cfg.Boxes...) }
-
 // queryForm answers the IQ get <query/>: the form of the fetch
 // (spec "Query form"), a XEP-0004 form with FORM_TYPE NS.
 func (ib *Inbox) queryForm(_ context.Context, iq *module.IQ) (*xmlstream.Element, error) {
 	if p := iq.Payload(); p.Name != "query" {
 		return nil, badRequest("expected <query/>")
 	}
-	boxes := []dataform.Option{{Value: BoxAll}}
-	for _, b := range ib.boxNames() {
-		boxes = append(boxes, dataform.Option{Value: b})
-	}
+	boxes := append([]dataform.Option{{Value: BoxAll}}, ib.boxOptions...)
 	f := dataform.New(dataform.TypeForm, NS).
 		Add(dataform.Field{Var: "start", Type: dataform.TextSingle}).
 		Add(dataform.Field{Var: "end", Type: dataform.TextSingle}).
@@ -312,10 +304,8 @@ func (ib *Inbox) resultMessage(e storage.InboxEntry, to jid.JID, queryID string,
 	res := xmlstream.NewElement("result", NS).
 		SetAttr("unread", strconv.Itoa(e.Unread)).
 		SetAttr("queryid", queryID).
-		AddChild(fwd,
-			xmlstream.NewElement("box", NS).AddText(e.Box),
-			xmlstream.NewElement("archive", NS).AddText(strconv.FormatBool(e.Box == storage.BoxArchive)),
-			xmlstream.NewElement("mute", NS).AddText(muteValue(e, now)))
+		AddChild(fwd).
+		AddChild(filing(NS, e, now)...)
 	return xmlstream.NewElement("message", stanza.NSClient).
 		SetAttr("from", e.Owner.String()).
 		SetAttr("to", to.String()).
@@ -339,15 +329,21 @@ func muteValue(e storage.InboxEntry, now time.Time) string {
 	return stanza.FormatTime(e.MutedUntil)
 }
 
-// properties appends an entry's properties to parent (spec "Entry
-// properties"): box, archive, mute, read.
-func properties(parent *xmlstream.Element, ns string, e storage.InboxEntry, now time.Time) *xmlstream.Element {
-	return parent.AddChild(
+// filing is an entry's box, archive and mute, in namespace ns: what a
+// fetch's result and the entry's properties both carry.
+func filing(ns string, e storage.InboxEntry, now time.Time) []*xmlstream.Element {
+	return []*xmlstream.Element{
 		xmlstream.NewElement("box", ns).AddText(e.Box),
 		xmlstream.NewElement("archive", ns).AddText(strconv.FormatBool(e.Box == storage.BoxArchive)),
 		xmlstream.NewElement("mute", ns).AddText(muteValue(e, now)),
-		xmlstream.NewElement("read", ns).AddText(strconv.FormatBool(e.Unread == 0)),
-	)
+	}
+}
+
+// properties appends an entry's properties to parent (spec "Entry
+// properties"): box, archive, mute, read, in NSConversation.
+func properties(parent *xmlstream.Element, e storage.InboxEntry, now time.Time) *xmlstream.Element {
+	return parent.AddChild(filing(NSConversation, e, now)...).
+		AddChild(xmlstream.NewElement("read", NSConversation).AddText(strconv.FormatBool(e.Unread == 0)))
 }
 
 // entryJID reads the 'jid' of a #conversation query.
@@ -369,15 +365,11 @@ func (ib *Inbox) conversationGet(ctx context.Context, iq *module.IQ) (*xmlstream
 		return nil, badRequest("expected <query/>")
 	}
 	if p.Attr("jid") == "" {
-		boxes := []dataform.Option{}
-		for _, b := range ib.boxNames() {
-			boxes = append(boxes, dataform.Option{Value: b})
-		}
 		f := dataform.New(dataform.TypeForm, NSConversation).
 			Add(dataform.Field{Var: "archive", Type: dataform.Boolean, Values: []string{"false"}}).
 			Add(dataform.Field{Var: "read", Type: dataform.Boolean, Values: []string{"false"}}).
 			Add(dataform.Field{Var: "mute", Type: dataform.TextSingle, Values: []string{"0"}}).
-			Add(dataform.Field{Var: "box", Type: dataform.ListSingle, Values: []string{storage.BoxInbox}, Options: boxes})
+			Add(dataform.Field{Var: "box", Type: dataform.ListSingle, Values: []string{storage.BoxInbox}, Options: ib.boxOptions})
 		return xmlstream.NewElement("query", NSConversation).AddChild(f.Element()), nil
 	}
 	with, err := entryJID(p)
@@ -400,7 +392,7 @@ func (ib *Inbox) conversationGet(ctx context.Context, iq *module.IQ) (*xmlstream
 		}
 		res.AddChild(fwd)
 	}
-	return properties(res, NSConversation, e, ib.now()), nil
+	return properties(res, e, ib.now()), nil
 }
 
 // parseProperties reads the children of a #conversation set. Every value
@@ -502,7 +494,7 @@ func (ib *Inbox) conversationSet(ctx context.Context, iq *module.IQ) (*xmlstream
 	push := xmlstream.NewElement("message", stanza.NSClient).
 		SetAttr("from", user.String()).SetAttr("to", user.String()).
 		SetAttr("id", "inbox-"+strconv.FormatUint(resultSeq.Add(1), 36)).
-		AddChild(properties(xmlstream.NewElement("x", NSConversation).SetAttr("jid", with.String()), NSConversation, e, now))
+		AddChild(properties(xmlstream.NewElement("x", NSConversation).SetAttr("jid", with.String()), e, now))
 	// Every session of the user, the requesting one first; directly,
 	// since the router gives a message to a bare JID only to the most
 	// available resources (RFC 6121 §8.5.2.1.1).
@@ -517,5 +509,5 @@ func (ib *Inbox) conversationSet(ctx context.Context, iq *module.IQ) (*xmlstream
 	if reset {
 		return nil, nil
 	}
-	return properties(xmlstream.NewElement("query", NSConversation), NSConversation, e, now), nil
+	return properties(xmlstream.NewElement("query", NSConversation), e, now), nil
 }

@@ -40,10 +40,10 @@ func (ib *Inbox) sent(ctx context.Context, ev *module.StanzaEvent) module.Result
 // message routed again (a session ended without taking it) was counted
 // the first time.
 func (ib *Inbox) received(ctx context.Context, ev *module.StanzaEvent) module.Result {
-	if _, again := module.Rerouted(ctx); again {
+	if ev.Stanza.Kind != stanza.KindMessage {
 		return module.Continue
 	}
-	if ev.Stanza.Kind == stanza.KindMessage {
+	if _, again := module.Rerouted(ctx); !again {
 		ib.apply(ctx, ev.User, ev.Stanza, ib.onReceived(ev.Stanza, ev.User))
 	}
 	return module.Continue

@@ -83,11 +83,6 @@ func inboxReset(owner, with jid.JID, id string) (string, []any) {
 
 const inboxRemove = `DELETE FROM inbox WHERE owner = ? AND peer = ?`
 
-// UpdateInbox implements storage.InboxStore: a batch of one.
-func (s *Store) UpdateInbox(ctx context.Context, u storage.InboxUpdate) error {
-	return s.ApplyInbox(ctx, []storage.InboxOp{{Kind: storage.InboxOpUpdate, Update: u}})
-}
-
 // ApplyInbox implements storage.InboxStore: one transaction, the upsert
 // prepared once, and successive updates of one entry merged into one
 // write (a conversation in full swing updates its two entries with every
@@ -226,9 +221,7 @@ func inboxWhere(q storage.InboxQuery) (string, []any) {
 
 const inboxColumns = `owner, peer, message, stamp, unread, box, muted_until`
 
-type inboxScanner interface{ Scan(dest ...any) error }
-
-func scanInbox(r inboxScanner) (storage.InboxEntry, error) {
+func scanInbox(r scanner) (storage.InboxEntry, error) {
 	var (
 		e            storage.InboxEntry
 		owner, peer  string

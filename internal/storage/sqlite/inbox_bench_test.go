@@ -15,28 +15,43 @@ const benchInboxMessage = "<message xmlns='jabber:client' from='peer0@example.co
 	"<body>Are we still on for lunch tomorrow? I can book the usual place.</body>" +
 	"<stanza-id xmlns='urn:xmpp:sid:0' id='0q5v8u1m2k3j4h5g6f7e8d9c0b' by='owner@example.com'/></message>"
 
-// fillInbox gives owner n conversations, and 20 other users 50 each.
-func fillInbox(b *testing.B, s *Store, owner jid.JID, n int) time.Time {
+// benchInboxPeers are the peers of owner's conversations in benchInbox.
+var benchInboxPeers = func() []jid.JID {
+	peers := make([]jid.JID, 1000)
+	for i := range peers {
+		peers[i] = jid.MustParse(fmt.Sprintf("peer%d@example.com", i))
+	}
+	return peers
+}()
+
+// benchInbox opens a store (closed when b ends) and gives owner one
+// conversation with each of benchInboxPeers, a second apart from t0,
+// every other one unread, and 20 other users 50 each.
+func benchInbox(b *testing.B) (s *Store, owner jid.JID, t0 time.Time) {
 	b.Helper()
 	ctx := context.Background()
-	t0 := time.Now().Add(-time.Duration(n) * time.Second)
-	for i := range n {
-		u := storage.InboxUpdate{Owner: owner, With: jid.MustParse(fmt.Sprintf("peer%d@example.com", i)), Message: benchInboxMessage,
-			MessageIDs: []string{"id", "sid"}, Stamp: t0.Add(time.Duration(i) * time.Second), Unread: storage.InboxUnread(i % 2)}
-		if err := s.UpdateInbox(ctx, u); err != nil {
-			b.Fatal(err)
-		}
+	s, err := Open(ctx, Options{Path: filepath.Join(b.TempDir(), "b.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	owner = jid.MustParse("owner@example.com")
+	t0 = time.Now().Add(-time.Duration(len(benchInboxPeers)) * time.Second)
+	var ops []storage.InboxOp
+	for i, peer := range benchInboxPeers {
+		ops = append(ops, storage.InboxOp{Update: storage.InboxUpdate{Owner: owner, With: peer, Message: benchInboxMessage,
+			MessageIDs: []string{"id", "sid"}, Stamp: t0.Add(time.Duration(i) * time.Second), Unread: storage.InboxUnread(i % 2)}})
 	}
 	for o := range 20 {
 		other := jid.MustParse(fmt.Sprintf("other%d@example.com", o))
-		for i := range 50 {
-			u := storage.InboxUpdate{Owner: other, With: jid.MustParse(fmt.Sprintf("peer%d@example.com", i)), Message: benchInboxMessage, Stamp: t0}
-			if err := s.UpdateInbox(ctx, u); err != nil {
-				b.Fatal(err)
-			}
+		for _, peer := range benchInboxPeers[:50] {
+			ops = append(ops, storage.InboxOp{Update: storage.InboxUpdate{Owner: other, With: peer, Message: benchInboxMessage, Stamp: t0}})
 		}
 	}
-	return t0
+	if err := s.ApplyInbox(ctx, ops); err != nil {
+		b.Fatal(err)
+	}
+	return s, owner, t0
 }
 
 // BenchmarkInboxQuery reads a user's inbox of 1,000 conversations: all
@@ -44,13 +59,7 @@ func fillInbox(b *testing.B, s *Store, owner jid.JID, n int) time.Time {
 // back (RSM before).
 func BenchmarkInboxQuery(b *testing.B) {
 	ctx := context.Background()
-	s, err := Open(ctx, Options{Path: filepath.Join(b.TempDir(), "b.db")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	owner := jid.MustParse("owner@example.com")
-	t0 := fillInbox(b, s, owner, 1000)
+	s, owner, t0 := benchInbox(b)
 	for _, tc := range []struct {
 		name string
 		q    storage.InboxQuery
@@ -73,52 +82,21 @@ func BenchmarkInboxQuery(b *testing.B) {
 	}
 }
 
-// BenchmarkInboxUpdate is the write one message costs each party: one
-// UPSERT of an existing entry, committed (WAL, synchronous=NORMAL).
-func BenchmarkInboxUpdate(b *testing.B) {
-	ctx := context.Background()
-	s, err := Open(ctx, Options{Path: filepath.Join(b.TempDir(), "b.db")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	owner := jid.MustParse("owner@example.com")
-	fillInbox(b, s, owner, 1000)
-	peers := make([]jid.JID, 1000)
-	for i := range peers {
-		peers[i] = jid.MustParse(fmt.Sprintf("peer%d@example.com", i))
-	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		u := storage.InboxUpdate{Owner: owner, With: peers[i%len(peers)], Message: benchInboxMessage,
-			MessageIDs: []string{"id", "sid"}, Stamp: time.Now(), Unread: storage.UnreadIncrement}
-		if err := s.UpdateInbox(ctx, u); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
-// BenchmarkInboxApply is the cost per update when the module's writer
-// commits them in batches (ApplyInbox); ns/update is the figure.
+// BenchmarkInboxApply is the cost per update of an existing entry when
+// the module's writer commits them in batches (ApplyInbox; WAL,
+// synchronous=NORMAL): batch=1 is the write one message costs each party
+// with writes = "sync". ns/update is the figure.
 func BenchmarkInboxApply(b *testing.B) {
 	for _, n := range []int{1, 10, 100} {
 		b.Run("batch="+fmt.Sprint(n), func(b *testing.B) {
 			ctx := context.Background()
-			s, err := Open(ctx, Options{Path: filepath.Join(b.TempDir(), "b.db")})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			owner := jid.MustParse("owner@example.com")
-			fillInbox(b, s, owner, 1000)
+			s, owner, _ := benchInbox(b)
 			ops := make([]storage.InboxOp, n)
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
 				for k := range ops {
-					ops[k] = storage.InboxOp{Update: storage.InboxUpdate{Owner: owner, With: jid.MustParse(fmt.Sprintf("peer%d@example.com", i%1000)),
+					ops[k] = storage.InboxOp{Update: storage.InboxUpdate{Owner: owner, With: benchInboxPeers[i%len(benchInboxPeers)],
 						Message: benchInboxMessage, MessageIDs: []string{"id", "sid"}, Stamp: time.Now(), Unread: storage.UnreadIncrement}}
 					i++
 				}

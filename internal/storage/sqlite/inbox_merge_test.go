@@ -32,6 +32,22 @@ func TestApplyInboxMergesLikeOneByOne(t *testing.T) {
 	base := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
 	for round := range 50 {
 		batched, single := open(fmt.Sprintf("b%d.db", round)), open(fmt.Sprintf("s%d.db", round))
+		// Both start with the same entries, some filed in the archive,
+		// the bin or another box, which an update moves back or not.
+		for _, o := range owners {
+			for _, p := range peers[:2] {
+				box := []string{storage.BoxInbox, storage.BoxArchive, storage.BoxBin, "favourites"}[rng.IntN(4)]
+				seed := []storage.InboxOp{{Update: storage.InboxUpdate{Owner: o, With: p, Message: "<message/>", Stamp: base, Unread: storage.UnreadIncrement}}}
+				for _, s := range []*Store{batched, single} {
+					if err := s.ApplyInbox(ctx, seed); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := s.SetInboxProperties(ctx, o, p, storage.InboxProperties{Box: &box}, base); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
 		var ops []storage.InboxOp
 		var lastIDs []string
 		for i := range 1 + rng.IntN(40) {

@@ -32,8 +32,8 @@ func testInbox(t *testing.T, b storage.Backend) {
 	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
 	update := func(owner, with jid.JID, i int, unread storage.InboxUnread, ids ...string) {
 		t.Helper()
-		err := s.UpdateInbox(ctx, storage.InboxUpdate{Owner: owner, With: with, Message: fmt.Sprintf("<message>%d</message>", i),
-			MessageIDs: ids, Stamp: at(i), Unread: unread})
+		err := s.ApplyInbox(ctx, []storage.InboxOp{{Update: storage.InboxUpdate{Owner: owner, With: with, Message: fmt.Sprintf("<message>%d</message>", i),
+			MessageIDs: ids, Stamp: at(i), Unread: unread}}})
 		if err != nil {
 			t.Fatal(err)
 		}
