@@ -77,24 +77,11 @@ func BenchmarkLoginParallel(b *testing.B) {
 // rawClient logs in with a Raw connection: no reader goroutine of its own,
 // so the benchmark's client side stays lean.
 func rawClient(b *testing.B, srv *servertest.Server, acct story.Account, resource string) (*story.Raw, jid.JID) {
-	r, err := story.DialRaw(context.Background(), srv, story.DirectTLS)
+	r, full, err := story.DialRawLogin(context.Background(), srv, story.DirectTLS, acct, resource)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { r.Close() })
-	if _, err := r.OpenStream(srv.Domain()); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := r.Auth(acct.Localpart, acct.Password); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := r.OpenStream(srv.Domain()); err != nil {
-		b.Fatal(err)
-	}
-	full, err := r.Bind(resource)
-	if err != nil {
-		b.Fatal(err)
-	}
 	r.StopRecording()
 	return r, full
 }

@@ -282,11 +282,7 @@ func (s *Store) CountInbox(ctx context.Context, q storage.InboxQuery) (int, erro
 	return n, nil
 }
 
-type inboxRowQuerier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-func inboxEntry(ctx context.Context, q inboxRowQuerier, owner, with jid.JID) (storage.InboxEntry, error) {
+func inboxEntry(ctx context.Context, q rowQuerier, owner, with jid.JID) (storage.InboxEntry, error) {
 	e, err := scanInbox(q.QueryRowContext(ctx, `SELECT `+inboxColumns+` FROM inbox WHERE owner = ? AND peer = ?`,
 		owner.String(), with.Bare().String()))
 	if errors.Is(err, sql.ErrNoRows) {
