@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -374,6 +375,53 @@ func TestWriterFull(t *testing.T) {
 	for i, e := range es {
 		if want := fmt.Sprintf("p%d@x", (maxQueue+maxBatch+1-100+i)%100); e.With.String() != want {
 			t.Fatalf("entry %d is %s, want %s", i, e.With, want)
+		}
+	}
+}
+
+// downStore fails its first calls, as a database that is briefly
+// unavailable does.
+type downStore struct {
+	Store
+	mu    sync.Mutex
+	fails int
+}
+
+func (s *downStore) ApplyInbox(ctx context.Context, ops []storage.InboxOp) error {
+	s.mu.Lock()
+	down := s.fails > 0
+	s.fails--
+	s.mu.Unlock()
+	if down {
+		return errors.New("database unavailable")
+	}
+	return s.Store.ApplyInbox(ctx, ops)
+}
+
+// TestWriterDatabaseDown: a batch of which no write went through, alone
+// or together, is tried again (the batch writer waits between tries):
+// nothing is lost and nothing counted twice.
+func TestWriterDatabaseDown(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	var last time.Time
+	// The batch, then each of its three writes alone: all fail once.
+	w := newWriter(&downStore{Store: store, fails: 4}, discard, 0, func() time.Time { last = last.Add(time.Second); return last })
+	alice := jid.MustParse("alice@x")
+	var ops []storage.InboxOp
+	for _, p := range []string{"a@x", "b@x", "c@x"} {
+		ops = append(ops, storage.InboxOp{Update: storage.InboxUpdate{Owner: alice, With: jid.MustParse(p), Message: "<message/>", Unread: storage.UnreadIncrement}})
+	}
+	w.Add(ops...)
+	w.Wait(ctx)
+	w.Close()
+	es, err := store.QueryInbox(ctx, storage.InboxQuery{Owner: alice, Ascending: true})
+	if err != nil || len(es) != 3 {
+		t.Fatalf("%+v %v", es, err)
+	}
+	for _, e := range es {
+		if e.Unread != 1 {
+			t.Errorf("%s: unread %d, want 1", e.With, e.Unread)
 		}
 	}
 }
